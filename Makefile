@@ -1,0 +1,48 @@
+# The README's commands. Each installs what it needs on a fresh machine, then runs.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DEPS_STAMP := $(VENV)/.deps-installed
+SYSTEM_STAMP := build/.system-deps-installed
+STACK ?= staging
+
+.PHONY: help deps system-deps plan test lint typecheck pytest run bench clean
+
+help: ## list the commands
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(DEPS_STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[infra,dev]'
+	@touch $@
+
+deps: $(DEPS_STAMP) ## create the virtualenv and install the Python dependencies
+
+$(SYSTEM_STAMP): tests/bin/install-system-deps
+	@tests/bin/install-system-deps
+	@mkdir -p $(dir $@) && touch $@
+
+system-deps: $(SYSTEM_STAMP) ## install PostgreSQL, Redis and the other test servers and linters
+
+plan: deps ## offline plan of the staging stack (no cloud account, no Pulumi CLI): build/plan/staging/
+	@$(PY) -m stacks plan $(STACK)
+
+lint: deps ## ruff lint and format check
+	@$(PY) -m ruff check .
+	@$(PY) -m ruff format --check .
+
+typecheck: deps ## pyright against the provider SDKs' own typings (strict on the infrastructure code)
+	@$(VENV)/bin/pyright
+
+pytest: deps system-deps ## the whole pytest suite (starts its own PostgreSQL, Redis and workers)
+	@$(PY) -m pytest
+
+test: deps system-deps lint typecheck pytest ## everything CI runs: linters, type check, the whole suite
+
+clean: ## remove build output (keeps the virtualenv)
+	rm -rf build .pytest_cache .ruff_cache

@@ -1,0 +1,91 @@
+"""Operator CLI: ``python -m stacks plan|diff|drift``.
+
+Exit codes (DESIGN.md): 0 clean, 1 mandatory policy violations (plan) / changes found, 2 bad usage or
+invalid stack config — said in one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from infra.config import ConfigError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+out = Console()
+err = Console(stderr=True)
+
+EXIT_OK, EXIT_FINDINGS, EXIT_UNUSABLE = 0, 1, 2
+
+
+@app.callback()
+def _root() -> None:
+    """Offline plan, plan diff and drift detection for the ai-agents-platform stacks."""
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(EXIT_UNUSABLE)
+
+
+def _phase(message: str) -> None:
+    out.print(f"[cyan]•[/] {message}", highlight=False)
+
+
+@app.command()
+def plan(
+    stack: Annotated[str, typer.Argument(help="stack name: staging or production")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="output directory")] = None,
+) -> None:
+    """Run the program offline under Pulumi's mocks and write build/plan/<stack>/."""
+    from stacks.plan import default_out_dir, load_config, run_program, write_plan
+    from stacks.report import counts_by_type, render_plan_markdown
+
+    started = time.perf_counter()
+    try:
+        values, config = load_config(stack)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    _phase(f"config of {stack!r} is valid ({config.environment}, {config.aws.region})")
+
+    try:
+        result = run_program(stack, values, config)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    _phase(f"program ran under mocks: {len(result.resources)} resources")
+
+    target = out_dir or default_out_dir(stack)
+    verdict, manifests = write_plan(result, target, _phase)
+    (target / "plan.md").write_text(
+        render_plan_markdown(result.to_json(), verdict, manifests), encoding="utf-8"
+    )
+
+    table = Table(title=f"plan: {stack}", title_justify="left")
+    table.add_column("resource type")
+    table.add_column("count", justify="right")
+    for kind, count in counts_by_type(result.resources):
+        table.add_row(kind, str(count))
+    out.print(table)
+    mandatory = [v for v in verdict.get("violations", []) if v.get("enforcementLevel") == "mandatory"]
+    for violation in verdict.get("violations", []):
+        out.print(
+            f"[red]✗[/] {violation['policy']}: {violation.get('urn') or 'stack'}: {violation['message']}"
+        )
+    elapsed = time.perf_counter() - started
+    out.print(f"wrote {target} in {elapsed:.1f}s", highlight=False)
+    if mandatory:
+        err.print(f"[bold red]{len(mandatory)} mandatory policy violation(s)[/]")
+        raise typer.Exit(EXIT_FINDINGS)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
