@@ -56,9 +56,11 @@ class RuleViolation(ValueError):
 
 def _cidr(value: str) -> str:
     try:
-        network = ipaddress.ip_network(value, strict=True)
-    except ValueError as exc:
-        raise ValueError(f"{value!r} is not a valid CIDR block ({exc})") from None
+        network = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a valid CIDR block") from None
+    if str(network) != value:
+        raise ValueError(f"{value!r} has host bits set; the block is {network}")
     if network.version != 4:
         raise ValueError(f"{value!r} must be an IPv4 CIDR block")
     return str(network)
@@ -377,8 +379,12 @@ def parse_stack_config(values: Mapping[str, Any], source: str) -> StackConfig:
     try:
         return StackConfig.model_validate(sections)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ConfigError(source, _error_key(first), _error_rule(first)) from None
+        # A misspelt key shows up twice: as unknown, and as the key it should have been, missing.
+        # The unknown one is the actionable error, so it is reported first.
+        errors = sorted(exc.errors(), key=lambda error: error["type"] != "extra_forbidden")
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(source, _error_key(first), _error_rule(first) + more) from None
 
 
 def _decode(value: Any) -> Any:
@@ -395,9 +401,9 @@ def stack_file(stack: str) -> Path:
     return REPO_ROOT / f"Pulumi.{stack}.yaml"
 
 
-def read_stack_file(stack: str) -> dict[str, Any]:
-    """The ``config:`` map of ``Pulumi.<stack>.yaml``; ConfigError when it is missing or malformed."""
-    path = stack_file(stack)
+def read_stack_file(stack: str, path: Path | None = None) -> dict[str, Any]:
+    """The ``config:`` map of ``Pulumi.<stack>.yaml`` (or ``path``); ConfigError when missing or malformed."""
+    path = path or stack_file(stack)
     source = path.name
     if not path.is_file():
         raise ConfigError(source, "", f"no such stack file (stacks: {', '.join(known_stacks())})")
@@ -420,8 +426,8 @@ def read_stack_file(stack: str) -> dict[str, Any]:
     return config
 
 
-def load_stack_file(stack: str) -> StackConfig:
-    return parse_stack_config(read_stack_file(stack), stack_file(stack).name)
+def load_stack_file(stack: str, path: Path | None = None) -> StackConfig:
+    return parse_stack_config(read_stack_file(stack, path), (path or stack_file(stack)).name)
 
 
 def known_stacks() -> list[str]:

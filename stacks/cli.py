@@ -42,6 +42,9 @@ def _phase(message: str) -> None:
 def plan(
     stack: Annotated[str, typer.Argument(help="stack name: staging or production")],
     out_dir: Annotated[Path | None, typer.Option("--out", help="output directory")] = None,
+    stack_file: Annotated[
+        Path | None, typer.Option("--stack-file", help="plan this file instead of Pulumi.<stack>.yaml")
+    ] = None,
 ) -> None:
     """Run the program offline under Pulumi's mocks and write build/plan/<stack>/."""
     from stacks.plan import default_out_dir, load_config, run_program, write_plan
@@ -49,7 +52,7 @@ def plan(
 
     started = time.perf_counter()
     try:
-        values, config = load_config(stack)
+        values, config = load_config(stack, stack_file)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     _phase(f"config of {stack!r} is valid ({config.environment}, {config.aws.region})")

@@ -70,8 +70,16 @@ def _resource_entry(registration: Registration) -> dict[str, Any]:
     }
 
 
-def run_program(stack: str, config_values: dict[str, Any], config: StackConfig) -> Plan:
-    """Run ``infra.program.main`` under mocks and return every registration it made."""
+@dataclass(frozen=True)
+class Capture:
+    """Every registration the program made, as the engine received it (secrets still wrapped)."""
+
+    registrations: list[Registration]
+    outputs: dict[str, Any]
+
+
+def capture_program(stack: str, config_values: dict[str, Any], config: StackConfig) -> Capture:
+    """Run ``infra.program.main`` under mocks with the stack's config, as the engine would."""
     # Heavy imports only once the config is known to be valid.
     import pulumi
     from pulumi.runtime import settings
@@ -90,8 +98,15 @@ def run_program(stack: str, config_values: dict[str, Any], config: StackConfig) 
     _sync_await(run_pulumi_func(main))
     root = settings.get_root_resource()
     outputs = _sync_await(_resolve_outputs(getattr(root, "outputs", {}) or {}))
-    resources = [_resource_entry(r) for r in monitor.registrations]
-    return Plan(stack=stack, config=config, resources=resources, outputs=outputs)
+    return Capture(registrations=list(monitor.registrations), outputs=outputs)
+
+
+def run_program(stack: str, config_values: dict[str, Any], config: StackConfig) -> Plan:
+    """The plan of the program: every registration, secrets redacted, in a stable order."""
+    capture = capture_program(stack, config_values, config)
+    # Registrations complete in whatever order the event loop runs them; sort so plans are diffable.
+    resources = sorted((_resource_entry(r) for r in capture.registrations), key=lambda r: str(r["urn"]))
+    return Plan(stack=stack, config=config, resources=resources, outputs=capture.outputs)
 
 
 def _config_text(value: Any) -> str:
@@ -113,10 +128,10 @@ async def _resolve_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
     return resolved
 
 
-def load_config(stack: str) -> tuple[dict[str, Any], StackConfig]:
+def load_config(stack: str, path: Path | None = None) -> tuple[dict[str, Any], StackConfig]:
     """The stack file's config map and its validated model; ConfigError on anything wrong."""
-    values = read_stack_file(stack)
-    return values, parse_stack_config(values, stack_file(stack).name)
+    values = read_stack_file(stack, path)
+    return values, parse_stack_config(values, (path or stack_file(stack)).name)
 
 
 def kubernetes_objects(resources: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
