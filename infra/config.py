@@ -87,21 +87,27 @@ class Section(BaseModel):
         alias_generator=to_camel,
         populate_by_name=True,
         str_strip_whitespace=True,
+        # Each field's docstring is its description: docs/configuration.md is generated from them.
+        use_attribute_docstrings=True,
     )
 
 
 class AwsSettings(Section):
     region: str = Field(pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
-    # Tags added to every AWS resource through the provider's default_tags.
+    """AWS region every resource of the stack lives in."""
     tags: dict[str, str] = Field(default_factory=dict)
+    """Tags added to every AWS resource through the provider's default tags."""
 
 
 class NetworkSettings(Section):
     vpc_cidr: Cidr = "10.0.0.0/16"
+    """IPv4 block of the VPC; /20 or larger. Private subnets get 1/8 of it each, public subnets 1/64."""
     az_count: int = Field(default=3, ge=2, le=6)
-    # "perAz" keeps every AZ's egress alive when one AZ fails; "single" saves cost in staging.
+    """Availability zones to spread subnets, nodes, the database standby and cache replicas over."""
     nat_gateways: Literal["perAz", "single"] = "perAz"
+    """`perAz` keeps each zone's egress alive when another zone fails; `single` saves cost (staging)."""
     flow_log_retention_days: Literal[7, 14, 30, 60, 90, 180, 365, 400, 545, 731, 1827, 3653] = 90
+    """Days VPC flow logs are kept in CloudWatch Logs (a value CloudWatch accepts)."""
 
     @model_validator(mode="after")
     def _subnets_fit(self) -> NetworkSettings:
@@ -116,13 +122,21 @@ class NetworkSettings(Section):
 
 class NodeGroupSettings(Section):
     name: Name
+    """Name of the managed node group (unique in the cluster)."""
     instance_types: list[str] = Field(min_length=1)
+    """EC2 instance types the group may launch, in order of preference."""
     capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
+    """`ON_DEMAND` or `SPOT`."""
     min_size: int = Field(ge=1, le=100)
+    """Fewest nodes the group scales down to."""
     desired_size: int = Field(ge=1, le=100)
+    """Nodes at creation (the autoscaler owns it afterwards)."""
     max_size: int = Field(ge=1, le=100)
+    """Most nodes the group scales up to."""
     disk_size_gib: int = Field(default=50, ge=20, le=1000)
+    """Encrypted gp3 root volume per node."""
     labels: dict[str, str] = Field(default_factory=dict)
+    """Kubernetes labels put on the group's nodes."""
 
     @field_validator("instance_types")
     @classmethod
@@ -141,11 +155,13 @@ class NodeGroupSettings(Section):
 
 class ClusterSettings(Section):
     kubernetes_version: str = "1.33"
+    """EKS Kubernetes version; one of the versions the policy pack allows."""
     node_groups: list[NodeGroupSettings] = Field(min_length=1)
-    # CIDRs allowed to reach the public API endpoint; empty means the endpoint is private only.
+    """Managed node groups, all in private subnets."""
     public_access_cidrs: list[Cidr] = Field(default_factory=list)
-    # IAM role ARNs granted cluster-admin through EKS access entries.
+    """CIDRs allowed to reach the public API endpoint; empty makes the endpoint private only."""
     admin_role_arns: list[str] = Field(default_factory=list)
+    """IAM roles granted cluster-admin through EKS access entries."""
 
     @field_validator("kubernetes_version")
     @classmethod
@@ -179,19 +195,31 @@ class ClusterSettings(Section):
 
 class DatabaseSettings(Section):
     engine_version: str = Field(default="17.6", pattern=r"^17(\.\d+)?$")
+    """PostgreSQL 17 minor version."""
     instance_class: str = Field(default="db.r6g.large", pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")
+    """RDS instance class."""
     allocated_storage_gib: int = Field(default=50, ge=20, le=65536)
+    """Initial gp3 storage."""
     max_allocated_storage_gib: int = Field(default=200, ge=20, le=65536)
+    """Ceiling for storage autoscaling."""
     multi_az: bool = True
+    """Synchronous standby in another zone with automatic failover (required in production)."""
     backup_retention_days: int = Field(default=14, ge=7, le=35)
+    """Days of automated backups and point-in-time recovery (7-35; 14+ in production)."""
     deletion_protection: bool = True
+    """Refuse deletion, take a final snapshot and `protect` the resource (required in production)."""
     backup_window: str = Field(default="03:00-04:00", pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$")
+    """Daily backup window, UTC (hh:mm-hh:mm)."""
     maintenance_window: str = Field(
         default="sun:04:30-sun:05:30", pattern=r"^[a-z]{3}:\d{2}:\d{2}-[a-z]{3}:\d{2}:\d{2}$"
     )
+    """Weekly maintenance window, UTC (ddd:hh:mm-ddd:hh:mm)."""
     performance_insights_retention_days: int = Field(default=7, ge=7, le=731)
+    """Days Performance Insights keeps its data (7 is free)."""
     monitoring_interval_seconds: Literal[1, 5, 10, 15, 30, 60] = 60
+    """Enhanced Monitoring granularity."""
     database_name: str = Field(default="ai_agents", pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    """Name of the application database."""
 
     @model_validator(mode="after")
     def _storage_can_grow(self) -> DatabaseSettings:
@@ -204,43 +232,60 @@ class DatabaseSettings(Section):
 
 class CacheSettings(Section):
     engine: Literal["redis", "valkey"] = "valkey"
+    """`valkey` or `redis` (both speak the Redis protocol Celery uses)."""
     engine_version: str = Field(default="8.0", pattern=r"^\d+\.\d+$")
+    """Engine major.minor version."""
     node_type: str = Field(default="cache.r7g.large", pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
-    # Replicas besides the primary; automatic failover needs at least one.
+    """ElastiCache node type."""
     replicas: int = Field(default=1, ge=1, le=5)
+    """Replicas besides the primary; automatic failover needs at least one."""
     snapshot_retention_days: int = Field(default=7, ge=1, le=35)
+    """Days daily snapshots are kept."""
     snapshot_window: str = Field(default="02:00-03:00", pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$")
+    """Daily snapshot window, UTC."""
     maintenance_window: str = Field(
         default="sun:05:30-sun:06:30", pattern=r"^[a-z]{3}:\d{2}:\d{2}-[a-z]{3}:\d{2}:\d{2}$"
     )
+    """Weekly maintenance window, UTC."""
 
 
 class RegistrySettings(Section):
     keep_tagged_images: int = Field(default=30, ge=1, le=1000)
+    """Tagged images kept per repository; older ones expire."""
     untagged_expiry_days: int = Field(default=7, ge=1, le=365)
-    # Lets `pulumi destroy` delete repositories that still hold images; never in production.
+    """Days after which untagged images expire."""
     force_delete: bool = False
+    """Let `pulumi destroy` delete repositories that still hold images (never in production)."""
 
 
 class PlatformSettings(Section):
     domain: str = Field(max_length=253, pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+    """DNS zone the service is published under (the API is `<app.hostname>.<domain>`)."""
     acme_email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$")
-    # Which Let's Encrypt ClusterIssuer the ingress uses; both issuers are always installed.
+    """Contact address registered with Let's Encrypt."""
     cluster_issuer: Literal["letsencrypt-staging", "letsencrypt-production"] = "letsencrypt-production"
-    # With a hosted zone cert-manager solves DNS-01 through Route 53 (IRSA); without one, HTTP-01.
+    """Which Let's Encrypt ClusterIssuer the ingress uses; both are installed."""
     hosted_zone_id: str | None = Field(default=None, pattern=r"^Z[A-Z0-9]{1,32}$")
+    """Route 53 zone for DNS-01 challenges (through IRSA); without one cert-manager uses HTTP-01."""
     cert_manager_chart_version: str = Field(default="v1.19.1", pattern=r"^v?\d+\.\d+\.\d+$")
+    """Pinned cert-manager Helm chart version."""
     ingress_nginx_chart_version: str = Field(default="4.13.3", pattern=r"^\d+\.\d+\.\d+$")
+    """Pinned ingress-nginx Helm chart version."""
     metrics_server_chart_version: str = Field(default="3.13.0", pattern=r"^\d+\.\d+\.\d+$")
-    # Client CIDRs the load balancer admits; the default is the public internet (it is a public API).
+    """Pinned metrics-server Helm chart version (HPA metrics)."""
     ingress_allowed_cidrs: list[Cidr] = Field(default_factory=lambda: ["0.0.0.0/0"])
+    """Client CIDRs the load balancer admits; a public webhook API admits the internet."""
 
 
 class HpaSettings(Section):
     min_replicas: int = Field(ge=1, le=100)
+    """Fewest replicas the autoscaler keeps."""
     max_replicas: int = Field(ge=1, le=200)
+    """Most replicas the autoscaler starts."""
     target_cpu_percent: int = Field(default=70, ge=10, le=95)
+    """Average CPU utilisation (of requests) the autoscaler aims for."""
     target_memory_percent: int = Field(default=80, ge=10, le=95)
+    """Average memory utilisation (of requests) the autoscaler aims for."""
 
     @model_validator(mode="after")
     def _bounds_ordered(self) -> HpaSettings:
@@ -250,21 +295,30 @@ class HpaSettings(Section):
 
 
 class AppSettings(Section):
-    # The release: images are tagged with it (and the git SHA) and referenced by digest.
     version: str = Field(pattern=r"^[0-9A-Za-z][0-9A-Za-z._-]{0,127}$")
+    """The release: images are tagged with it (and the git SHA) and deployed by digest."""
     namespace: Name = "ai-agents"
+    """Kubernetes namespace of the workloads."""
     hostname: str = Field(default="api", pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+    """Host label of the public API under `platform.domain`."""
     api: HpaSettings = HpaSettings(min_replicas=3, max_replicas=10)
+    """API replicas and autoscaling."""
     worker: HpaSettings = HpaSettings(min_replicas=3, max_replicas=10)
+    """Worker replicas and autoscaling."""
     worker_concurrency: int = Field(default=16, ge=1, le=256)
+    """Concurrent tasks per worker pod (threads; the work is I/O-bound)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Application log level."""
     llm_model: str = "gpt-4o-mini"
+    """Model name sent to the OpenAI-compatible API."""
     llm_base_url: str = Field(default="https://api.openai.com/v1", pattern=r"^https://")
+    """Base URL of the OpenAI-compatible API (https only)."""
     cors_origins: list[str] = Field(default_factory=list)
-    # Largest webhook body the ingress and the API accept.
+    """Browser origins allowed by CORS (https, no wildcard)."""
     max_body_kib: int = Field(default=256, ge=1, le=10240)
-    # Requests per second per client IP at the ingress.
+    """Largest webhook body the ingress and the API accept."""
     rate_limit_rps: int = Field(default=20, ge=1, le=10000)
+    """Requests per second per client IP at the ingress."""
 
     @field_validator("version")
     @classmethod
@@ -284,26 +338,40 @@ class AppSettings(Section):
 
 class MonitoringSettings(Section):
     enabled: bool = True
+    """Install the monitoring stack and alarms (required in production)."""
     chart_version: str = Field(default="79.1.0", pattern=r"^\d+\.\d+\.\d+$")
+    """Pinned kube-prometheus-stack Helm chart version."""
     retention_days: int = Field(default=15, ge=1, le=365)
+    """Days Prometheus keeps metrics."""
     storage_gib: int = Field(default=50, ge=10, le=4096)
-    # Email address subscribed to the SNS topic the CloudWatch alarms notify; None: topic only.
+    """Prometheus volume size."""
     alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$")
+    """Address subscribed to the alarm SNS topic (none: topic only)."""
 
 
 class StackConfig(Section):
     """Everything a stack can set. Staging and production differ only through their stack files."""
 
     environment: Literal["staging", "production"]
+    """`staging` or `production`; production turns on the stricter rules."""
     aws: AwsSettings
+    """Region and tags."""
     network: NetworkSettings = NetworkSettings()
+    """VPC, subnets, NAT and flow logs."""
     cluster: ClusterSettings
+    """EKS cluster and node groups."""
     database: DatabaseSettings = DatabaseSettings()
+    """RDS PostgreSQL."""
     cache: CacheSettings = CacheSettings()
+    """ElastiCache (Redis protocol), the Celery broker."""
     registry: RegistrySettings = RegistrySettings()
+    """ECR repositories."""
     platform: PlatformSettings
+    """Domain, TLS and the cluster add-ons."""
     app: AppSettings
+    """The service's workloads."""
     monitoring: MonitoringSettings = MonitoringSettings()
+    """Prometheus, Grafana, alerts and CloudWatch alarms."""
 
     @property
     def is_production(self) -> bool:

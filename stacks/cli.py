@@ -87,6 +87,28 @@ def plan(
         raise typer.Exit(EXIT_FINDINGS)
 
 
+@app.command("config-doc")
+def config_doc(
+    check: Annotated[bool, typer.Option("--check", help="exit 1 if the file is out of date")] = False,
+) -> None:
+    """Write docs/configuration.md from the typed stack config (or check it is current)."""
+    from stacks.configdoc import DOC_PATH, render, undocumented_fields
+
+    missing = undocumented_fields()
+    if missing:
+        raise _fail(f"config fields without a docstring in infra/config.py: {', '.join(missing)}")
+    text = render()
+    if check:
+        current = DOC_PATH.read_text(encoding="utf-8") if DOC_PATH.exists() else ""
+        if current != text:
+            err.print(f"{DOC_PATH.relative_to(Path.cwd())} is out of date: run python -m stacks config-doc")
+            raise typer.Exit(EXIT_FINDINGS)
+        return
+    DOC_PATH.parent.mkdir(parents=True, exist_ok=True)
+    DOC_PATH.write_text(text, encoding="utf-8")
+    out.print(f"wrote {DOC_PATH}")
+
+
 def main() -> None:
     try:
         app()
