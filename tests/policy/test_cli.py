@@ -1,0 +1,103 @@
+"""``python -m policy check`` as a subprocess: the checked-in fixtures, exit codes, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.policy.cases import CASES, FIXTURES, Case, expected_fixtures, fixture_path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_check(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "policy", "check", *map(str, args)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_fixtures_are_up_to_date() -> None:
+    for path, text in expected_fixtures().items():
+        assert path.read_text(encoding="utf-8") == text, (
+            f"{path.name} is stale: run python -m tests.policy.cases"
+        )
+
+
+@pytest.fixture(scope="module")
+def insecure_runs() -> dict[str, subprocess.CompletedProcess[str]]:
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        runs = pool.map(lambda case: run_check(fixture_path(case), "--json"), CASES)
+        return {case.policy: run for case, run in zip(CASES, runs, strict=True)}
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_insecure_fixture_is_rejected_by_its_policy(case: Case, insecure_runs: dict[str, Any]) -> None:
+    run = insecure_runs[case.policy]
+    assert run.returncode == 1, run.stderr
+    report = json.loads(run.stdout)
+    violated = {v["policy"] for v in report["violations"]}
+    assert case.policy in violated
+    assert violated <= {case.policy, *case.also}
+    assert report["passed"] is False
+    mine = [v for v in report["violations"] if v["policy"] == case.policy]
+    assert mine[0]["urn"] == case.reported_urn()
+    assert mine[0]["message"].startswith(case.detail)
+    assert mine[0]["enforcementLevel"] == "mandatory"
+
+
+def test_compliant_fixture_passes() -> None:
+    run = run_check(FIXTURES / "compliant.json")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "passed" in run.stdout
+
+
+def test_table_output_names_policy_urn_and_fix() -> None:
+    run = run_check(fixture_path(CASES[0]))
+    assert run.returncode == 1
+    assert CASES[0].policy in run.stdout and "Fix:" in run.stdout and "FAILED" in run.stdout
+
+
+def test_stack_option_overrides_the_plan_stack(tmp_path: Path) -> None:
+    # Deletion protection is a production-only rule: the same plan passes when checked as staging.
+    case = next(c for c in CASES if c.policy == "rds-deletion-protection")
+    assert run_check(fixture_path(case), "--stack", "staging").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "no such file"),
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "must be a JSON object"),
+        ('{"stack": "staging"}', "'resources' must be a list"),
+        ('{"stack": "staging", "resources": [{"type": "x"}]}', "resources[0] has no string 'urn'"),
+    ],
+)
+def test_bad_plan_file_exits_2_with_one_line(tmp_path: Path, content: str | None, expected: str) -> None:
+    path = tmp_path / "plan.json"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    run = run_check(path)
+    assert run.returncode == 2
+    assert run.stdout == ""
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0] and str(path) in lines[0]
+    assert "Traceback" not in run.stderr
+
+
+def test_no_command_is_a_usage_error() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "policy"], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1
