@@ -87,6 +87,59 @@ def plan(
         raise typer.Exit(EXIT_FINDINGS)
 
 
+@app.command()
+def diff(
+    old: Annotated[Path, typer.Argument(help="plan.json of the base (e.g. main)")],
+    new: Annotated[Path, typer.Argument(help="plan.json of the change")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="write the markdown here")] = None,
+    limit: Annotated[int, typer.Option(help="fold details past this many characters")] = 60_000,
+) -> None:
+    """Markdown diff of two offline plans, with the new plan's policy verdict (for PR comments)."""
+    from stacks import diff as plan_diff
+    from stacks.plan import check_policies
+
+    try:
+        before, after = plan_diff.load_plan(old), plan_diff.load_plan(new)
+    except plan_diff.PlanFileError as exc:
+        raise _fail(str(exc)) from None
+    verdict = check_policies(after)
+    markdown = plan_diff.render(plan_diff.diff_plans(before, after), verdict, limit)
+    if output:
+        output.write_text(markdown, encoding="utf-8")
+        out.print(f"wrote {output}", highlight=False)
+    else:
+        sys.stdout.write(markdown)
+
+
+@app.command()
+def drift(
+    stack: Annotated[str, typer.Argument(help="stack name: staging or production")],
+    report: Annotated[Path | None, typer.Option(help="JSON report path")] = None,
+    markdown: Annotated[Path | None, typer.Option(help="also write the report as markdown here")] = None,
+) -> None:
+    """Refresh and preview (read-only) with the Automation API: exit 0 no drift, 1 drift, 2 cannot run."""
+    from stacks.drift import CannotRun, detect, render_markdown, write_report
+
+    try:
+        result = detect(stack)
+    except CannotRun as exc:
+        raise _fail(f"cannot check drift of {stack!r}: {exc}") from None
+    path = write_report(result, report or Path("build") / "drift" / f"{stack}.json")
+    if markdown:
+        markdown.write_text(render_markdown(result), encoding="utf-8")
+    if not result.drifted:
+        out.print(f"[green]no drift[/] in {stack} (report: {path})", highlight=False)
+        return
+    table = Table(title=f"drift: {stack}", title_justify="left")
+    for column in ("pass", "operation", "type", "resource", "properties"):
+        table.add_column(column)
+    for r in result.resources:
+        table.add_row(r.phase, r.op, r.type, r.urn.rsplit("::", 1)[-1], ", ".join(r.properties))
+    out.print(table)
+    out.print(f"[red]{len(result.resources)} drifted resource change(s)[/] (report: {path})", highlight=False)
+    raise typer.Exit(EXIT_FINDINGS)
+
+
 @app.command("config-doc")
 def config_doc(
     check: Annotated[bool, typer.Option("--check", help="exit 1 if the file is out of date")] = False,
