@@ -65,9 +65,9 @@ def test_one_public_and_one_private_subnet_per_az(stack_network: tuple[NetworkSe
 
 def test_subnets_fit_the_vpc_and_never_overlap(stack_network: tuple[NetworkSettings, Captured]) -> None:
     settings, captured = stack_network
-    vpc = ipaddress.ip_network(settings.vpc_cidr)
+    vpc = ipaddress.IPv4Network(settings.vpc_cidr)
     cidrs = [
-        ipaddress.ip_network(s["cidrBlock"])
+        ipaddress.IPv4Network(s["cidrBlock"])
         for s in _subnets(captured, "public") + _subnets(captured, "private")
     ]
     assert all(c.subnet_of(vpc) for c in cidrs)
