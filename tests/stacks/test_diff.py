@@ -135,16 +135,17 @@ def worktrees(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
 def test_preview_workflow_offline_steps(worktrees: tuple[Path, Path], tmp_path: Path) -> None:
     """What .github/workflows/preview.yml runs for a fork PR: plan base, plan head, diff, comment."""
     base, head = worktrees
+    plans = tmp_path / "plans"  # never inside a worktree: a plan clears its --out directory
     for tree in (base, head):
-        result = cli("plan", "staging", "--out", str(tmp_path / tree.name), cwd=tree)
+        result = cli("plan", "staging", "--out", str(plans / tree.name), cwd=tree)
         assert result.returncode == 0, result.stderr
     comment = tmp_path / "comment.md"
     result = cli(
-        "diff", str(tmp_path / "base" / "plan.json"), str(tmp_path / "head" / "plan.json"), "-o", str(comment)
+        "diff", str(plans / "base" / "plan.json"), str(plans / "head" / "plan.json"), "-o", str(comment)
     )
     assert result.returncode == 0, result.stderr
     text = comment.read_text()
-    if "aws:rds/instance:Instance" in (tmp_path / "head" / "plan.json").read_text():
+    if "aws:rds/instance:Instance" in (plans / "head" / "plan.json").read_text():
         assert "| `instanceClass` | `db.t4g.medium` | `db.t4g.large` |" in text
         assert "to update" in text
     else:  # the database component is not in this checkout yet: the config change alone is invisible
