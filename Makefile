@@ -29,6 +29,13 @@ $(SYSTEM_STAMP): tests/bin/install-system-deps
 
 system-deps: $(SYSTEM_STAMP) ## install PostgreSQL, Redis and the other test servers and linters
 
+# checkov pins packaging<24, which pulumi (packaging>=26) cannot share: it gets its own environment.
+CHECKOV_STAMP := .tools/checkov/.installed
+$(CHECKOV_STAMP):
+	@$(PYTHON) -m venv .tools/checkov
+	@.tools/checkov/bin/pip install --quiet --disable-pip-version-check 'checkov>=3.2,<4'
+	@touch $@
+
 plan: deps ## offline plan of the staging stack (no cloud account, no Pulumi CLI): build/plan/staging/
 	@$(PY) -m stacks plan $(STACK)
 
@@ -39,7 +46,7 @@ lint: deps ## ruff lint and format check
 typecheck: deps ## pyright against the provider SDKs' own typings (strict on the infrastructure code)
 	@$(VENV)/bin/pyright
 
-pytest: deps system-deps ## the whole pytest suite (starts its own PostgreSQL, Redis and workers)
+pytest: deps system-deps $(CHECKOV_STAMP) ## the whole pytest suite (starts its own PostgreSQL, Redis and workers)
 	@$(PY) -m pytest
 
 test: deps system-deps lint typecheck pytest ## everything CI runs: linters, type check, the whole suite

@@ -152,11 +152,23 @@ def manifest_filename(obj: dict[str, Any]) -> str:
     return "-".join(str(p).lower().replace(".", "-") for p in parts) + ".yaml"
 
 
+def as_integers(value: Any) -> Any:
+    """Pulumi passes every number as a float (``replicas: 2.0``); the API server's integer fields reject
+    ``2.0``, so a manifest states whole numbers as integers."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: as_integers(v) for k, v in value.items()}  # pyright: ignore[reportUnknownVariableType]
+    if isinstance(value, list):
+        return [as_integers(v) for v in value]  # pyright: ignore[reportUnknownVariableType]
+    return value
+
+
 def write_manifests(resources: list[dict[str, Any]], directory: Path) -> int:
     directory.mkdir(parents=True, exist_ok=True)
     count = 0
     for resource in kubernetes_objects(resources):
-        obj = dict(resource["props"])
+        obj = as_integers(dict(resource["props"]))
         obj.setdefault("metadata", {}).setdefault("name", resource["name"])
         path = directory / manifest_filename(obj)
         if path.exists():

@@ -1,0 +1,201 @@
+"""The rendered Kubernetes manifests: schema-valid for the cluster's version and clean under checkov.
+
+``python -m stacks plan <stack> --out <dir>`` runs as a subprocess (exactly what ``make plan`` runs)
+and writes one YAML per object to ``<dir>/manifests/``. Each is validated against the Kubernetes
+OpenAPI schema of the stack's ``cluster.kubernetesVersion`` (kubernetes-validate, strict: unknown
+fields are errors), then checkov scans the directory with the repository's ``.checkov.yaml``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from infra.config import REPO_ROOT, load_stack_file
+from stacks.plan import write_manifests
+from tests.infra.k8s_fixtures import compose, stack_config
+
+CHECKOV_CONFIG = REPO_ROOT / ".checkov.yaml"
+# Custom resources have no schema in the Kubernetes OpenAPI documents, and the CRDs ship inside the
+# pinned cert-manager chart (not available offline); their shape is asserted in test_platform.py.
+CUSTOM_KINDS = {"ClusterIssuer": "cert-manager CRD (installed by the chart); checked in test_platform.py"}
+EXPECTED = {
+    ("Namespace", None, "ai-agents"),
+    ("ServiceAccount", "ai-agents", "api"),
+    ("ServiceAccount", "ai-agents", "worker"),
+    ("ServiceAccount", "ai-agents", "migrations"),
+    ("Deployment", "ai-agents", "api"),
+    ("Deployment", "ai-agents", "worker"),
+    ("Service", "ai-agents", "api"),
+    ("Service", "ai-agents", "worker"),
+    ("Ingress", "ai-agents", "api"),
+    ("HorizontalPodAutoscaler", "ai-agents", "api"),
+    ("HorizontalPodAutoscaler", "ai-agents", "worker"),
+    ("PodDisruptionBudget", "ai-agents", "api"),
+    ("PodDisruptionBudget", "ai-agents", "worker"),
+    ("NetworkPolicy", "ai-agents", "default-deny"),
+    ("ClusterIssuer", None, "letsencrypt-staging"),
+    ("ClusterIssuer", None, "letsencrypt-production"),
+}
+
+
+def checkov() -> str:
+    """checkov lives in its own environment (.tools/checkov, made by `make pytest`), or on PATH."""
+    local = REPO_ROOT / ".tools" / "checkov" / "bin" / "checkov"
+    found = str(local) if local.exists() else shutil.which("checkov")
+    if not found:
+        pytest.fail("checkov is not installed: run `make pytest` (it installs .tools/checkov)")
+    return found
+
+
+def plan_manifests(stack: str, out: Path) -> Path:
+    result = subprocess.run(
+        [sys.executable, "-m", "stacks", "plan", stack, "--out", str(out)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return out / "manifests"
+
+
+def load(directory: Path) -> dict[Path, dict[str, Any]]:
+    return {
+        path: yaml.safe_load(path.read_text(encoding="utf-8")) for path in sorted(directory.glob("*.yaml"))
+    }
+
+
+def identity(obj: dict[str, Any]) -> tuple[str, str | None, str]:
+    return obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"]
+
+
+def schema_errors(objects: dict[Path, dict[str, Any]], kubernetes_version: str) -> list[str]:
+    errors: list[str] = []
+    for path, obj in objects.items():
+        if obj["kind"] in CUSTOM_KINDS:
+            continue
+        try:
+            kubernetes_validate.validate(obj, f"{kubernetes_version}.0", strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            errors.append(f"{path.name}: {'.'.join(str(p) for p in exc.path)}: {exc.message}")
+        except kubernetes_validate.SchemaNotFoundError:
+            errors.append(
+                f"{path.name}: no schema for {obj['apiVersion']} {obj['kind']} in {kubernetes_version}"
+            )
+    return errors
+
+
+def checkov_failures(directory: Path) -> list[str]:
+    result = subprocess.run(
+        [
+            checkov(),
+            "--config-file",
+            str(CHECKOV_CONFIG),
+            "--directory",
+            str(directory),
+            "--output",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"},
+    )
+    report: Any = json.loads(result.stdout) if result.stdout.strip().startswith(("{", "[")) else None
+    assert report is not None, (
+        f"checkov produced no report (exit {result.returncode}): {result.stderr[-2000:]}"
+    )
+    reports = report if isinstance(report, list) else [report]
+    failures: list[str] = []
+    for entry in reports:
+        for check in entry.get("results", {}).get("failed_checks", []):
+            failures.append(
+                f"{check['check_id']} {check['check_name']}: {check['file_path']} {check['resource']}"
+            )
+    return failures
+
+
+@pytest.fixture(scope="module", params=["staging", "production"])
+def planned(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    stack = str(request.param)
+    out = tmp_path_factory.mktemp(f"plan-{stack}")
+    manifests = plan_manifests(stack, out)
+    plan = json.loads((out / "plan.json").read_text(encoding="utf-8"))
+    if not any(r["type"] == "ai-agents:workloads:Workloads" for r in plan["resources"]):
+        # TEMPORARY until infra/program.py composes cluster → platform → images → workloads; remove
+        # this guard then, so that a program without the workloads fails here.
+        pytest.skip("infra/program.py does not compose the workloads yet")
+    return stack, manifests
+
+
+@pytest.fixture(scope="module", params=["staging", "production"])
+def composed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """The platform, images and workloads composed standalone, written as the plan writes them."""
+    stack = str(request.param)
+    captured = compose(stack_config(stack))
+    resources = [
+        {"type": r.type, "name": r.name, "custom": r.custom, "props": r.inputs}
+        for r in captured.registrations
+    ]
+    directory = tmp_path_factory.mktemp(f"composed-{stack}")
+    write_manifests(resources, directory)
+    return stack, directory
+
+
+def test_plan_manifests_are_complete(planned: tuple[str, Path]) -> None:
+    _, directory = planned
+    present = {identity(obj) for obj in load(directory).values()}
+    missing = EXPECTED - present
+    assert not missing, f"the plan renders no {sorted(missing, key=str)}"
+
+
+def test_plan_manifests_match_the_schemas(planned: tuple[str, Path]) -> None:
+    stack, directory = planned
+    objects = load(directory)
+    assert objects, "the plan wrote no manifests"
+    assert not schema_errors(objects, load_stack_file(stack).cluster.kubernetes_version)
+
+
+def test_plan_manifests_pass_checkov(planned: tuple[str, Path]) -> None:
+    _, directory = planned
+    assert not checkov_failures(directory)
+
+
+def test_composed_manifests_match_the_schemas(composed: tuple[str, Path]) -> None:
+    stack, directory = composed
+    objects = load(directory)
+    assert {identity(obj) for obj in objects.values()} >= EXPECTED
+    assert not schema_errors(objects, load_stack_file(stack).cluster.kubernetes_version)
+
+
+def test_composed_manifests_pass_checkov(composed: tuple[str, Path]) -> None:
+    _, directory = composed
+    assert not checkov_failures(directory)
+
+
+def test_schema_validation_catches_an_unknown_field(composed: tuple[str, Path]) -> None:
+    _, directory = composed
+    objects = load(directory)
+    path, deployment = next((p, o) for p, o in objects.items() if o["kind"] == "Deployment")
+    deployment["spec"]["template"]["spec"]["containers"][0]["readOnlyRootFS"] = True  # a typo
+    assert schema_errors({path: deployment}, "1.33")
+
+
+def test_checkov_catches_a_privileged_container(composed: tuple[str, Path], tmp_path: Path) -> None:
+    _, directory = composed
+    deployment = next(o for o in load(directory).values() if o["kind"] == "Deployment")
+    deployment["spec"]["template"]["spec"]["containers"][0]["securityContext"]["privileged"] = True
+    (tmp_path / "deployment.yaml").write_text(yaml.safe_dump(deployment), encoding="utf-8")
+    assert any("CKV_K8S_16" in failure for failure in checkov_failures(tmp_path))
