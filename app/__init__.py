@@ -1,0 +1,1 @@
+"""Multi-tenant ServiceDesk Plus ticket-enhancement service."""

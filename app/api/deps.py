@@ -1,0 +1,58 @@
+"""Annotated dependencies shared by the routers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request
+
+from app.api.services import Services
+from app.metrics import WEBHOOK_OUTCOMES
+from app.settings import Settings
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def get_settings_dep(services: ServicesDep) -> Settings:
+    return services.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+# Optional on purpose: a missing header is an authentication failure (401), not a schema error (422).
+TenantIdHeader = Annotated[str | None, Header(alias="X-Tenant-ID")]
+SignatureHeader = Annotated[str | None, Header(alias="X-ServiceDesk-Signature")]
+
+
+async def read_json_body(request: Request, settings: SettingsDep) -> bytes:
+    """The raw body, exactly as signed, refused early when it is not JSON or too large.
+
+    Only the webhook uses it, hence the webhook outcome counters here."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        WEBHOOK_OUTCOMES.labels("unsupported_media_type").inc()
+        raise HTTPException(415, "content type must be application/json")
+    limit = settings.webhook_max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        WEBHOOK_OUTCOMES.labels("too_large").inc()
+        raise HTTPException(413, f"body exceeds {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    # Counted while streaming: a chunked body has no Content-Length to trust.
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            WEBHOOK_OUTCOMES.labels("too_large").inc()
+            raise HTTPException(413, f"body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+RawJsonBody = Annotated[bytes, Depends(read_json_body)]

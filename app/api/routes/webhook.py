@@ -1,0 +1,125 @@
+"""POST /webhook/servicedesk: verify, store the job, answer 202, enqueue after commit."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Header, HTTPException, Response, status
+from pydantic import ValidationError
+
+from app.api.deps import RawJsonBody, ServicesDep, SignatureHeader, TenantIdHeader
+from app.api.schemas import JobAccepted, WebhookPayload
+from app.api.services import Services
+from app.db import jobs
+from app.log import get_logger
+from app.metrics import ENQUEUE_FAILURES, WEBHOOK_OUTCOMES
+from app.signing import verify
+from app.tenants import TenantInfo
+from app.worker.dispatch import enqueue
+
+router = APIRouter(tags=["webhook"])
+log = get_logger(__name__)
+
+DeliveryIdHeader = Annotated[str | None, Header(alias="X-Delivery-ID")]
+_DELIVERY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# A signature failure refetches the tenant's secret at most this often: a rotation is seen at once,
+# while a flood of bad signatures cannot turn into a flood of Secrets Manager calls.
+SECRET_REFRESH_SECONDS = 30.0
+UNAUTHORIZED = "invalid tenant or signature"
+
+
+def _reject(outcome: str, code: int, detail: object) -> HTTPException:
+    WEBHOOK_OUTCOMES.labels(outcome).inc()
+    return HTTPException(code, detail)
+
+
+def _authenticate(
+    services: Services, tenant_id: str | None, signature: str | None, body: bytes
+) -> TenantInfo:
+    """401 for every failure, with one message: callers learn nothing about which tenants exist."""
+    if not tenant_id or not signature:
+        raise _reject("unauthorized", status.HTTP_401_UNAUTHORIZED, UNAUTHORIZED)
+    tenant = services.tenants.get(tenant_id)
+    if tenant is None or not tenant.enabled:
+        raise _reject("unauthorized", status.HTTP_401_UNAUTHORIZED, UNAUTHORIZED)
+    if verify(signature, body, services.tenants.secret(tenant).webhook_secrets):
+        return tenant
+    age = services.tenants.secret_age(tenant)
+    if age is not None and age > SECRET_REFRESH_SECONDS:
+        fresh = services.tenants.secret(tenant, max_age=SECRET_REFRESH_SECONDS)
+        if verify(signature, body, fresh.webhook_secrets):
+            return tenant
+    raise _reject("unauthorized", status.HTTP_401_UNAUTHORIZED, UNAUTHORIZED)
+
+
+def _parse(body: bytes, tenant_id: str) -> WebhookPayload:
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise _reject("invalid", 422, "body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise _reject("invalid", 422, "body must be a JSON object")
+    try:
+        payload = WebhookPayload.model_validate(data)
+    except ValidationError as error:
+        detail = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in error.errors()]
+        raise _reject("invalid", 422, detail) from None
+    if payload.tenant_id is not None and payload.tenant_id != tenant_id:
+        raise _reject("invalid", 422, "tenant_id does not match X-Tenant-ID")
+    return payload
+
+
+def _dedupe_key(delivery_id: str | None, ticket_id: str, body_sha256: str) -> str:
+    if delivery_id is not None:
+        if not _DELIVERY_ID.match(delivery_id):
+            raise _reject("invalid", 422, "X-Delivery-ID is malformed")
+        return f"delivery:{delivery_id}"
+    return f"body:{ticket_id}:{body_sha256}"
+
+
+@router.post(
+    "/webhook/servicedesk",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        200: {"model": JobAccepted, "description": "Duplicate delivery: the existing job"},
+        401: {"description": "Unknown or disabled tenant, missing or wrong signature"},
+        413: {"description": "Body too large"},
+        415: {"description": "Content type is not application/json"},
+        422: {"description": "Malformed JSON or payload"},
+        503: {"description": "Database or secrets unavailable; retry after Retry-After"},
+    },
+)
+def receive_webhook(
+    body: RawJsonBody,
+    *,
+    services: ServicesDep,
+    response: Response,
+    tenant_id: TenantIdHeader = None,
+    signature: SignatureHeader = None,
+    delivery_id: DeliveryIdHeader = None,
+) -> JobAccepted:
+    tenant = _authenticate(services, tenant_id, signature, body)
+    payload = _parse(body, tenant.id)
+    body_sha256 = hashlib.sha256(body).hexdigest()
+    key = _dedupe_key(delivery_id, payload.ticket_id, body_sha256)
+    with services.db.tenant(tenant.id) as session:
+        accepted = jobs.accept_delivery(
+            session, tenant_id=tenant.id, ticket_id=payload.ticket_id, dedupe_key=key, body_sha256=body_sha256
+        )
+    # After commit: a worker must never receive a job id it cannot see yet.
+    if not accepted.created:
+        WEBHOOK_OUTCOMES.labels("duplicate").inc()
+        response.status_code = status.HTTP_200_OK
+        log.info("webhook_duplicate", job_id=str(accepted.job_id), ticket_id=payload.ticket_id)
+        return JobAccepted(job_id=accepted.job_id, duplicate=True)
+    try:
+        enqueue(services.celery, accepted.job_id, tenant.id)
+    except Exception as error:
+        ENQUEUE_FAILURES.inc()
+        log.warning("enqueue_failed", job_id=str(accepted.job_id), error=type(error).__name__)
+    WEBHOOK_OUTCOMES.labels("accepted").inc()
+    log.info("webhook_accepted", job_id=str(accepted.job_id), ticket_id=payload.ticket_id)
+    return JobAccepted(job_id=accepted.job_id)

@@ -1,0 +1,199 @@
+"""ServiceDesk Plus REST API v3 client (on-premises `authtoken` or cloud Zoho OAuth).
+
+`transport` is the test seam: tests pass nothing and point `base_url` at a local fake server, unit
+tests may pass an `httpx.MockTransport`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import stamina
+
+from app.clients.errors import PermanentError, TransientError, parse_retry_after
+from app.db.models import AuthMode
+from app.metrics import SDP_ERRORS, SDP_LATENCY
+
+ACCEPT = "application/vnd.manageengine.sdp.v3+json"
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    id: str
+    subject: str
+    description: str
+    status: str | None = None
+    priority: str | None = None
+    category: str | None = None
+    requester: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def _name(value: Any) -> str | None:
+    """SDP returns most attributes as objects `{"name": ..., "id": ...}`."""
+    if isinstance(value, dict):
+        name = value.get("name")
+        return str(name) if name is not None else None
+    return None if value is None else str(value)
+
+
+def parse_ticket(ticket_id: str, payload: dict[str, Any]) -> Ticket:
+    request = payload.get("request")
+    if not isinstance(request, dict):
+        raise PermanentError("servicedesk response has no `request` object")
+    return Ticket(
+        id=str(request.get("id", ticket_id)),
+        subject=str(request.get("subject") or ""),
+        description=str(request.get("description") or ""),
+        status=_name(request.get("status")),
+        priority=_name(request.get("priority")),
+        category=_name(request.get("category")),
+        requester=_name(request.get("requester")),
+        raw={k: request.get(k) for k in ("id", "subject", "status", "priority", "category", "created_time")},
+    )
+
+
+def auth_headers(auth_mode: AuthMode, credential: str) -> dict[str, str]:
+    if auth_mode is AuthMode.OAUTH:
+        return {"Authorization": f"Zoho-oauthtoken {credential}"}
+    return {"authtoken": credential}
+
+
+class ServiceDeskClient:
+    def __init__(
+        self,
+        base_url: str,
+        auth_mode: AuthMode,
+        credential: str,
+        *,
+        timeout: float = 15.0,
+        max_attempts: int = 4,
+        max_wait: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._max_attempts = max_attempts
+        self._max_wait = max_wait
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            headers={"Accept": ACCEPT, **auth_headers(auth_mode, credential)},
+            timeout=timeout,
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ServiceDeskClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def get_ticket(self, ticket_id: str) -> Ticket:
+        response = self._call("get_ticket", "GET", f"/api/v3/requests/{quote(ticket_id, safe='')}")
+        return parse_ticket(ticket_id, response)
+
+    def list_notes(self, ticket_id: str) -> list[dict[str, Any]]:
+        list_info = {"list_info": {"row_count": 100, "sort_field": "created_time", "sort_order": "desc"}}
+        response = self._call(
+            "list_notes",
+            "GET",
+            f"/api/v3/requests/{quote(ticket_id, safe='')}/notes",
+            params={"input_data": json.dumps(list_info)},
+        )
+        notes = response.get("notes", [])
+        return [note for note in notes if isinstance(note, dict)]
+
+    def add_note(self, ticket_id: str, description: str) -> str | None:
+        """Post a private note; return its id. Never repeated here when the POST may have landed."""
+        input_data = {
+            "note": {
+                "description": description,
+                "show_to_requester": False,
+                "notify_technician": False,
+                "mark_first_response": False,
+                "add_to_linked_requests": False,
+            }
+        }
+        response = self._call(
+            "add_note",
+            "POST",
+            f"/api/v3/requests/{quote(ticket_id, safe='')}/notes",
+            data={"input_data": json.dumps(input_data)},
+        )
+        note = response.get("note")
+        return str(note["id"]) if isinstance(note, dict) and "id" in note else None
+
+    def _call(self, operation: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        for attempt in stamina.retry_context(
+            on=self._backoff,
+            attempts=self._max_attempts,
+            timeout=None,
+            wait_initial=0.5,
+            wait_max=self._max_wait,
+        ):
+            with attempt:
+                return self._once(operation, method, path, **kwargs)
+        raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
+
+    def _backoff(self, error: Exception) -> bool | float:
+        """Retry transient failures that are safe to repeat, waiting what `Retry-After` asks (capped)."""
+        if not isinstance(error, TransientError) or not error.safe_to_repeat:
+            return False
+        if error.retry_after is not None:
+            return min(error.retry_after, self._max_wait)
+        return True
+
+    def _once(self, operation: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            response = self._http.request(method, path, **kwargs)
+            outcome = str(response.status_code)
+        except httpx.ConnectError as error:
+            # Nothing reached the server: safe to repeat even for a POST.
+            SDP_ERRORS.labels(operation, "connect").inc()
+            raise TransientError(f"servicedesk unreachable: {type(error).__name__}") from None
+        except httpx.TimeoutException as error:
+            SDP_ERRORS.labels(operation, "timeout").inc()
+            raise TransientError(
+                f"servicedesk timed out: {type(error).__name__}",
+                safe_to_repeat=method == "GET" or isinstance(error, httpx.ConnectTimeout),
+            ) from None
+        except httpx.TransportError as error:
+            SDP_ERRORS.labels(operation, "transport").inc()
+            raise TransientError(
+                f"servicedesk transport error: {type(error).__name__}", safe_to_repeat=method == "GET"
+            ) from None
+        finally:
+            SDP_LATENCY.labels(operation, outcome).observe(time.perf_counter() - started)
+        return self._decode(operation, method, response)
+
+    @staticmethod
+    def _decode(operation: str, method: str, response: httpx.Response) -> dict[str, Any]:
+        status = response.status_code
+        if status == 429 or status >= 500:
+            SDP_ERRORS.labels(operation, str(status)).inc()
+            raise TransientError(
+                f"servicedesk answered {status}",
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                # A 429 was refused before processing; a 5xx on a POST may or may not have landed.
+                safe_to_repeat=status == 429 or method == "GET",
+            )
+        if status >= 400:
+            SDP_ERRORS.labels(operation, str(status)).inc()
+            raise PermanentError(f"servicedesk answered {status} to {operation}")
+        try:
+            payload = response.json()
+        except ValueError:
+            SDP_ERRORS.labels(operation, "invalid_json").inc()
+            raise PermanentError(f"servicedesk {operation} returned non-JSON") from None
+        if not isinstance(payload, dict):
+            raise PermanentError(f"servicedesk {operation} returned non-object JSON")
+        return payload

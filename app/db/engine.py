@@ -1,0 +1,129 @@
+"""Engines and tenant-scoped sessions.
+
+The service connects as a non-owner role, so PostgreSQL row-level security applies to it; every
+transaction first sets `app.tenant_id` (transaction-local), which the policies compare against.
+Migrations and the admin CLI connect as the owner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import boto3
+from sqlalchemy import URL, Engine, create_engine, event, func, make_url, select
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from app.credentials import owner_credentials
+from app.secret_store import SecretStore
+from app.settings import Settings
+
+TENANT_SETTING = "app.tenant_id"
+
+
+def _psycopg(url: URL) -> URL:
+    return url.set(drivername="postgresql+psycopg")
+
+
+def _connect_args(settings: Settings, url: URL) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "connect_timeout": settings.database_connect_timeout_seconds,
+        "application_name": settings.service_name,
+        # A runaway query must not hold a worker thread (or a webhook) forever.
+        "options": "-c statement_timeout=15000 -c lock_timeout=5000",
+    }
+    if "sslmode" not in url.query:
+        args["sslmode"] = settings.database_sslmode_effective
+    if settings.database_sslrootcert and "sslrootcert" not in url.query:
+        args["sslrootcert"] = settings.database_sslrootcert
+    return args
+
+
+def _app_url(settings: Settings) -> URL:
+    if settings.database_url is not None:
+        return _psycopg(make_url(settings.database_url.get_secret_value()))
+    return URL.create(
+        "postgresql+psycopg",
+        username=settings.database_user,
+        host=settings.database_host,
+        port=settings.database_port,
+        database=settings.database_name,
+    )
+
+
+def _use_iam_tokens(engine: Engine, settings: Settings) -> None:
+    """RDS IAM auth: a fresh 15-minute token for every new connection, nothing stored."""
+    rds = boto3.client("rds", region_name=settings.aws_region)
+
+    @event.listens_for(engine, "do_connect")
+    def _token(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
+        cparams["password"] = rds.generate_db_auth_token(
+            DBHostname=settings.database_host,
+            Port=settings.database_port,
+            DBUsername=settings.database_user,
+            Region=settings.aws_region,
+        )
+
+
+def create_app_engine(settings: Settings) -> Engine:
+    url = _app_url(settings)
+    engine = create_engine(
+        url,
+        connect_args=_connect_args(settings, url),
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_pool_size,
+        pool_timeout=5,
+        pool_pre_ping=True,
+        # IAM tokens and RDS failovers both favour recycling connections regularly.
+        pool_recycle=600,
+    )
+    if settings.database_iam_auth and settings.database_url is None:
+        _use_iam_tokens(engine, settings)
+    return engine
+
+
+def owner_url(settings: Settings, store: SecretStore | None) -> URL:
+    if settings.database_owner_url is not None:
+        return _psycopg(make_url(settings.database_owner_url.get_secret_value()))
+    username, password = owner_credentials(settings, store)
+    return URL.create(
+        "postgresql+psycopg",
+        username=username,
+        password=password,
+        host=settings.database_host,
+        port=settings.database_port,
+        database=settings.database_name,
+    )
+
+
+def create_owner_engine(settings: Settings, store: SecretStore | None) -> Engine:
+    url = owner_url(settings, store)
+    args = _connect_args(settings, url)
+    args["options"] = "-c lock_timeout=60000"  # migrations may wait on application locks
+    return create_engine(url, connect_args=args, poolclass=NullPool)
+
+
+class Database:
+    """Session factory bound to one engine; `tenant()` is the only way the service touches rows."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @contextmanager
+    def tenant(self, tenant_id: str) -> Iterator[Session]:
+        """One transaction scoped to `tenant_id` by RLS; commits on success, rolls back on error."""
+        with self._sessions.begin() as session:
+            session.execute(select(func.set_config(TENANT_SETTING, tenant_id, True)))
+            yield session
+
+    @contextmanager
+    def unscoped(self) -> Iterator[Session]:
+        """A transaction with no tenant set: RLS shows no tenant rows, only SECURITY DEFINER helpers."""
+        with self._sessions.begin() as session:
+            yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,116 @@
+"""`python -m app migrate`: Alembic upgrade to head under a PostgreSQL advisory lock, then the app role.
+
+Alembic takes no lock of its own; two runners (two replicas' init containers, a re-run job) would race
+on `alembic_version`. A session-level advisory lock held on the same connection Alembic uses makes the
+second runner wait, then find the schema already at head.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from psycopg import sql
+from sqlalchemy import Connection, make_url, text
+
+from app.db.engine import create_owner_engine
+from app.secret_store import SecretStore
+from app.settings import Settings, SettingsError
+
+# Any constant works; it only has to be the same for every runner of this schema.
+MIGRATION_LOCK_KEY = 0x61692D6167656E74  # "ai-agent"
+ALEMBIC_INI = Path(__file__).with_name("alembic.ini")
+
+
+def alembic_config() -> Config:
+    return Config(str(ALEMBIC_INI))
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def app_role(settings: Settings) -> tuple[str, str | None]:
+    """The non-owner role the service connects as, and its password when it uses one (local)."""
+    if settings.database_url is not None:
+        url = make_url(settings.database_url.get_secret_value())
+        if not url.username:
+            raise SettingsError("DATABASE_URL must name the app role (user@)")
+        return url.username, url.password
+    if not settings.database_user:
+        raise SettingsError("DATABASE_USER is required")
+    return settings.database_user, None
+
+
+def _raw(connection: Connection) -> psycopg.Connection[object]:
+    raw = connection.connection.driver_connection
+    if not isinstance(raw, psycopg.Connection):
+        raise TypeError("migrations need the psycopg driver")
+    return raw
+
+
+def ensure_app_role(connection: Connection, role: str, password: str | None) -> None:
+    owner = connection.execute(text("SELECT current_user")).scalar_one()
+    if owner == role:
+        raise SettingsError("the app role must not be the schema owner: RLS would not apply to it")
+    ident = sql.Identifier(role)
+    exists = connection.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).first()
+    cursor = _raw(connection).cursor()
+    if not exists:
+        cursor.execute(sql.SQL("CREATE ROLE {} LOGIN").format(ident))
+    # Whatever created the role, it must never bypass row-level security.
+    cursor.execute(
+        sql.SQL("ALTER ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB").format(ident)
+    )
+    if password is not None:
+        cursor.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(ident, sql.Literal(password)))
+    if connection.execute(text("SELECT 1 FROM pg_roles WHERE rolname = 'rds_iam'")).first():
+        cursor.execute(sql.SQL("GRANT rds_iam TO {}").format(ident))
+    database = connection.execute(text("SELECT current_database()")).scalar_one()
+    grants = [
+        sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), ident),
+        sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(ident),
+        sql.SQL("GRANT SELECT ON tenants, alembic_version TO {}").format(ident),
+        sql.SQL("GRANT SELECT, INSERT, UPDATE ON enhancement_jobs TO {}").format(ident),
+        sql.SQL("GRANT SELECT, INSERT ON enhancement_history, ticket_history TO {}").format(ident),
+        sql.SQL("GRANT UPDATE (note_id) ON enhancement_history TO {}").format(ident),
+        sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {}").format(ident),
+        sql.SQL(
+            "GRANT EXECUTE ON FUNCTION app_claim_stale_jobs(integer, integer), app_job_status_counts() TO {}"
+        ).format(ident),
+    ]
+    for grant in grants:
+        cursor.execute(grant)
+
+
+def migrate(settings: Settings, store: SecretStore | None) -> str | None:
+    """Upgrade to head and ensure the app role; safe to run concurrently. Returns the head revision."""
+    role, password = app_role(settings)
+    engine = create_owner_engine(settings, store)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SET lock_timeout = '10min'"))
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            connection.commit()
+            try:
+                config = alembic_config()
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+                connection.commit()
+                ensure_app_role(connection, role, password)
+                connection.commit()
+                return current_revision(connection)
+            finally:
+                connection.rollback()
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                connection.commit()
+    finally:
+        engine.dispose()

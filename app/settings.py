@@ -1,0 +1,274 @@
+"""Service configuration from the environment, validated once at start-up.
+
+Two shapes are accepted. Locally and in tests the plain forms (`DATABASE_URL`, `REDIS_URL`,
+`LLM_API_KEY`) are used. In AWS the ConfigMap gives host names and secret ARNs
+(`DATABASE_HOST` + `DATABASE_IAM_AUTH`, `REDIS_HOST` + `REDIS_AUTH_SECRET_ARN`,
+`LLM_API_KEY_SECRET_ARN`) and the pods read the secrets themselves through IRSA.
+Anything missing, placeholder-like or insecure stops the process with one message naming every
+offending variable, instead of failing later on the first request.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from functools import lru_cache
+from typing import Annotated, Self
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class AppEnv(StrEnum):
+    LOCAL = "local"
+    TEST = "test"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+    @property
+    def deployed(self) -> bool:
+        """Staging is held to production's bar: it is where production's config is rehearsed."""
+        return self in {AppEnv.STAGING, AppEnv.PRODUCTION}
+
+
+class SettingsError(Exception):
+    """Raised with one human-readable message listing every configuration problem."""
+
+
+# Values copied from templates that must never reach a running service.
+_PLACEHOLDER = re.compile(
+    r"^(changeme|change[-_]me|replace[-_]?me|replace_with.*|todo|tbd|xxx+|secret|password|example|"
+    r"dummy|placeholder|your[-_].*|<.*>|\$\{.*\})$",
+    re.IGNORECASE,
+)
+_MIN_SECRET_LENGTH = 16
+_TENANT_PREFIX = re.compile(r"^[A-Za-z0-9/_+=.@-]*$")
+
+
+def is_placeholder(value: str) -> bool:
+    return bool(_PLACEHOLDER.match(value.strip())) or "changeme" in value.lower()
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", case_sensitive=False)
+
+    app_env: AppEnv = AppEnv.LOCAL
+    log_level: str = "INFO"
+    service_name: str = "ai-agents"
+
+    aws_region: str = "us-east-1"
+    aws_endpoint_url: str | None = None  # moto or LocalStack locally; unset in AWS
+
+    # Database: either a URL (local/test) or host + IAM auth (AWS).
+    database_url: SecretStr | None = None
+    database_owner_url: SecretStr | None = None  # local form of DATABASE_MASTER_SECRET_ARN
+    database_host: str | None = None
+    database_port: int = 5432
+    database_name: str = "ai_agents"
+    database_user: str | None = None
+    database_iam_auth: bool = False
+    database_sslmode: str | None = None  # default: require when deployed, prefer otherwise
+    database_sslrootcert: str | None = None
+    database_master_secret_arn: str | None = None
+    database_pool_size: int = Field(default=5, ge=1, le=50)
+    database_connect_timeout_seconds: int = Field(default=5, ge=1, le=60)
+
+    # Redis (Celery broker).
+    redis_url: SecretStr | None = None
+    redis_host: str | None = None
+    redis_port: int = 6379
+    redis_db: int = 0
+    redis_tls: bool = False
+    redis_auth_secret_arn: str | None = None
+
+    # LLM (any OpenAI-compatible endpoint).
+    llm_base_url: str = "https://api.openai.com/v1"
+    llm_model: str = "gpt-4o-mini"
+    llm_api_key: SecretStr | None = None
+    llm_api_key_secret_arn: str | None = None
+    llm_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
+    llm_max_retries: int = Field(default=3, ge=0, le=10)
+    llm_max_tokens: int = Field(default=800, ge=64, le=16000)
+    llm_temperature: float = Field(default=0.2, ge=0, le=2)
+    prompt_version: str = "v1"
+
+    # ServiceDesk Plus client.
+    sdp_timeout_seconds: float = Field(default=15.0, gt=0, le=120)
+    sdp_max_attempts: int = Field(default=4, ge=1, le=10)
+    sdp_retry_max_wait_seconds: float = Field(default=30.0, ge=0, le=300)
+
+    # Tenants and secrets.
+    tenant_secret_prefix: str = "ai-agents/local/tenants/"  # noqa: S105 - a name prefix, not a secret
+    secrets_cache_ttl_seconds: int = Field(default=300, ge=0, le=3600)
+
+    # API.
+    webhook_max_body_bytes: int = Field(default=256 * 1024, ge=1024, le=10 * 1024 * 1024)
+    cors_origins: Annotated[list[str], NoDecode] = []
+    job_auth_max_skew_seconds: int = Field(default=300, ge=10, le=3600)
+    enqueue_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
+
+    # Worker.
+    worker_concurrency: int = Field(default=8, ge=1, le=256)
+    worker_metrics_port: int = Field(default=9090, ge=0, le=65535)
+    task_soft_time_limit_seconds: int = Field(default=240, ge=5)
+    task_time_limit_seconds: int = Field(default=300, ge=10)
+    broker_visibility_timeout_seconds: int = Field(default=900, ge=30)
+    task_max_retries: int = Field(default=5, ge=0, le=50)
+    task_retry_backoff_max_seconds: int = Field(default=300, ge=1)
+    sweeper_interval_seconds: float = Field(default=60.0, gt=0)
+    sweeper_stale_after_seconds: int = Field(default=300, ge=1)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @model_validator(mode="after")
+    def _refuse_unsafe(self) -> Self:
+        problems = _collect_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def database_sslmode_effective(self) -> str:
+        return self.database_sslmode or ("require" if self.app_env.deployed else "prefer")
+
+
+def _secret_problem(name: str, value: str, *, deployed: bool) -> str | None:
+    if not value.strip():
+        return f"{name} is empty"
+    if is_placeholder(value):
+        return f"{name} is a placeholder value"
+    if deployed and len(value) < _MIN_SECRET_LENGTH:
+        return f"{name} is shorter than {_MIN_SECRET_LENGTH} characters"
+    return None
+
+
+def _url_password_problem(name: str, url: str, *, deployed: bool) -> str | None:
+    password = urlsplit(url).password
+    if password is None:
+        return None
+    return _secret_problem(f"{name} password", password, deployed=deployed)
+
+
+def _database_problems(s: Settings) -> list[str]:
+    deployed = s.app_env.deployed
+    problems: list[str] = []
+    if s.database_url is None and s.database_host is None:
+        return ["DATABASE_URL or DATABASE_HOST is required"]
+    if s.database_url is not None:
+        url = s.database_url.get_secret_value()
+        if not url.startswith(("postgresql://", "postgresql+psycopg://")):
+            problems.append("DATABASE_URL must start with postgresql+psycopg:// or postgresql://")
+        elif problem := _url_password_problem("DATABASE_URL", url, deployed=deployed):
+            problems.append(problem)
+        if deployed and not re.search(r"sslmode=(require|verify-ca|verify-full)", url):
+            problems.append("DATABASE_URL must set sslmode=require or verify-full outside local/test")
+    if s.database_host is not None:
+        if not s.database_user:
+            problems.append("DATABASE_USER is required with DATABASE_HOST")
+        if deployed and not s.database_iam_auth:
+            problems.append("DATABASE_IAM_AUTH must be true outside local/test")
+    if deployed and s.database_sslmode_effective not in {"require", "verify-ca", "verify-full"}:
+        problems.append("DATABASE_SSLMODE must be require, verify-ca or verify-full outside local/test")
+    if s.database_owner_url is not None and (
+        problem := _url_password_problem(
+            "DATABASE_OWNER_URL", s.database_owner_url.get_secret_value(), deployed=deployed
+        )
+    ):
+        problems.append(problem)
+    return problems
+
+
+def _redis_problems(s: Settings) -> list[str]:
+    deployed = s.app_env.deployed
+    if s.redis_url is None and s.redis_host is None:
+        return ["REDIS_URL or REDIS_HOST is required"]
+    problems: list[str] = []
+    if s.redis_url is not None:
+        url = s.redis_url.get_secret_value()
+        if not url.startswith(("redis://", "rediss://")):
+            problems.append("REDIS_URL must start with redis:// or rediss://")
+        elif deployed and not url.startswith("rediss://"):
+            problems.append("REDIS_URL must use rediss:// (TLS) outside local/test")
+        elif problem := _url_password_problem("REDIS_URL", url, deployed=deployed):
+            problems.append(problem)
+    elif deployed:
+        if not s.redis_tls:
+            problems.append("REDIS_TLS must be true outside local/test")
+        if not s.redis_auth_secret_arn:
+            problems.append("REDIS_AUTH_SECRET_ARN is required outside local/test")
+    return problems
+
+
+def _llm_problems(s: Settings) -> list[str]:
+    deployed = s.app_env.deployed
+    problems: list[str] = []
+    if s.llm_api_key is None and s.llm_api_key_secret_arn is None:
+        problems.append("LLM_API_KEY or LLM_API_KEY_SECRET_ARN is required")
+    elif s.llm_api_key is not None and (
+        problem := _secret_problem("LLM_API_KEY", s.llm_api_key.get_secret_value(), deployed=deployed)
+    ):
+        problems.append(problem)
+    if not s.llm_base_url.startswith(("http://", "https://")):
+        problems.append("LLM_BASE_URL must be an http(s) URL")
+    elif deployed and not s.llm_base_url.startswith("https://"):
+        problems.append("LLM_BASE_URL must use https:// outside local/test")
+    if not s.llm_model.strip():
+        problems.append("LLM_MODEL is empty")
+    return problems
+
+
+def _worker_problems(s: Settings) -> list[str]:
+    problems: list[str] = []
+    # A task still running when the visibility timeout expires is delivered a second time.
+    if s.task_soft_time_limit_seconds >= s.task_time_limit_seconds:
+        problems.append("TASK_SOFT_TIME_LIMIT_SECONDS must be below TASK_TIME_LIMIT_SECONDS")
+    if s.task_time_limit_seconds >= s.broker_visibility_timeout_seconds:
+        problems.append("TASK_TIME_LIMIT_SECONDS must be below BROKER_VISIBILITY_TIMEOUT_SECONDS")
+    if s.task_retry_backoff_max_seconds >= s.broker_visibility_timeout_seconds:
+        problems.append("TASK_RETRY_BACKOFF_MAX_SECONDS must be below BROKER_VISIBILITY_TIMEOUT_SECONDS")
+    return problems
+
+
+def _collect_problems(s: Settings) -> list[str]:
+    problems = [*_database_problems(s), *_redis_problems(s), *_llm_problems(s), *_worker_problems(s)]
+    if not s.tenant_secret_prefix or not _TENANT_PREFIX.match(s.tenant_secret_prefix):
+        problems.append("TENANT_SECRET_PREFIX must be a Secrets Manager name prefix")
+    if s.app_env.deployed and "*" in s.cors_origins:
+        problems.append("CORS_ORIGINS must not be * outside local/test")
+    return problems
+
+
+def _format_error(error: ValidationError) -> str:
+    parts: list[str] = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]).upper()
+        message = item["msg"].removeprefix("Value error, ")
+        parts.append(f"{field}: {message}" if field else message)
+    return "invalid configuration: " + "; ".join(parts)
+
+
+def load_settings() -> Settings:
+    """Read and validate the environment; raise SettingsError with one message."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise SettingsError(_format_error(error)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

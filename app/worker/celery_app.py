@@ -1,0 +1,35 @@
+"""The Celery application: `celery -A app.worker.celery_app worker` (see docs/app.md for flags).
+
+Settings are validated on import, so a worker with a bad configuration exits at once with one message.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from celery import Celery
+
+from app.credentials import redis_url
+from app.log import configure_logging
+from app.secret_store import SecretStore
+from app.settings import SettingsError, get_settings
+from app.worker.config import celery_config
+
+
+def create_celery() -> Celery:
+    try:
+        settings = get_settings()
+        configure_logging(settings.log_level)
+        broker = redis_url(settings, SecretStore.from_settings(settings))
+    except SettingsError as error:
+        sys.stderr.write(f"{error}\n")
+        raise SystemExit(2) from None
+    celery = Celery("ai_agents", include=["app.worker.tasks", "app.worker.signals"])
+    celery.conf.update(celery_config(settings, broker))
+    return celery
+
+
+celery_app = create_celery()
+
+# Worker lifecycle hooks (metrics server, sweeper); they only fire inside a worker process.
+import app.worker.signals  # noqa: E402, F401

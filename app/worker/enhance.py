@@ -1,0 +1,229 @@
+"""One enhancement attempt: claim the job, fetch the ticket, ask the LLM, post one private note.
+
+Idempotency, in order of defence:
+1. `claim` lets only one worker hold a job at a time (lease) and skips finished jobs;
+2. the enhancement is stored with `note_state=posting` *before* the POST, so a retry reuses it
+   (no second LLM call) and knows a note may already exist;
+3. a retry in `posting` state first looks for the note's marker on the ticket, and posts only if absent;
+4. `note_state=posted` is stored right after the POST, with the job's success, in one transaction.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+import structlog
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
+
+from app.clients.errors import PermanentError, TransientError
+from app.clients.llm import Enhancement
+from app.clients.servicedesk import ServiceDeskClient, Ticket
+from app.db import jobs
+from app.db.models import EnhancementHistory, JobStatus, NoteState, TicketHistory
+from app.log import get_logger
+from app.metrics import ENHANCEMENT_DURATION, ENHANCEMENT_OUTCOMES
+from app.secret_store import SecretUnavailableError
+from app.worker.note import find_marked_note, render_note
+from app.worker.runtime import Runtime
+
+log = get_logger(__name__)
+
+RETRY_BASE_SECONDS = 2.0
+LEASE_MARGIN_SECONDS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    status: str  # succeeded | failed | skipped
+
+
+@dataclass(frozen=True, slots=True)
+class RetryLater:
+    countdown: float
+    reason: str
+
+
+Outcome = Done | RetryLater
+
+
+@dataclass(frozen=True, slots=True)
+class _Claimed:
+    ticket_id: str
+    note_key: uuid.UUID
+    note_state: NoteState
+    attempts: int
+
+
+def backoff_seconds(attempt: int, retry_after: float | None, cap: float) -> float:
+    """Exponential backoff with full jitter, never sooner than the server's `Retry-After`."""
+    ceiling = min(cap, RETRY_BASE_SECONDS * 2 ** max(0, attempt - 1))
+    delay = random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not cryptography
+    return min(cap, max(delay, retry_after or 0.0))
+
+
+def process_job(rt: Runtime, job_id: uuid.UUID, tenant_id: str) -> Outcome:
+    structlog.contextvars.bind_contextvars(job_id=str(job_id), tenant_id=tenant_id)
+    try:
+        claimed = _claim(rt, job_id, tenant_id)
+        if claimed is None:
+            ENHANCEMENT_OUTCOMES.labels("skipped").inc()
+            log.info("job_skipped", reason="finished or held by another worker")
+            return Done("skipped")
+        started = time.perf_counter()
+        outcome = _attempt(rt, job_id, tenant_id, claimed)
+        label = outcome.status if isinstance(outcome, Done) else "retry"
+        ENHANCEMENT_DURATION.labels(label).observe(time.perf_counter() - started)
+        ENHANCEMENT_OUTCOMES.labels(label).inc()
+        return outcome
+    finally:
+        structlog.contextvars.unbind_contextvars("job_id", "tenant_id")
+
+
+def _claim(rt: Runtime, job_id: uuid.UUID, tenant_id: str) -> _Claimed | None:
+    # The lease outlives the hard time limit, so only a dead worker's job becomes claimable again.
+    lease = timedelta(seconds=rt.settings.task_time_limit_seconds + LEASE_MARGIN_SECONDS)
+    with rt.db.tenant(tenant_id) as session:
+        job = jobs.claim(session, job_id, lease)
+        if job is None:
+            return None
+        return _Claimed(job.ticket_id, job.note_key, job.note_state, job.attempts)
+
+
+def _attempt(rt: Runtime, job_id: uuid.UUID, tenant_id: str, claimed: _Claimed) -> Outcome:
+    try:
+        note_id = _enhance_and_post(rt, job_id, tenant_id, claimed)
+    except PermanentError as error:
+        return _fail(rt, job_id, tenant_id, str(error))
+    except (TransientError, SecretUnavailableError, OperationalError) as error:
+        reason = _reason(error)
+        if claimed.attempts > rt.settings.task_max_retries:
+            return _fail(rt, job_id, tenant_id, f"gave up after {claimed.attempts} attempts: {reason}")
+        retry_after = error.retry_after if isinstance(error, TransientError) else None
+        countdown = backoff_seconds(claimed.attempts, retry_after, rt.settings.task_retry_backoff_max_seconds)
+        with rt.db.tenant(tenant_id) as session:
+            jobs.requeue(session, job_id, delay_seconds=countdown, reason=reason)
+        log.warning(
+            "job_retry_scheduled", reason=reason, attempt=claimed.attempts, countdown=round(countdown, 2)
+        )
+        return RetryLater(countdown, reason)
+    log.info("job_succeeded", ticket_id=claimed.ticket_id, note_id=note_id, attempt=claimed.attempts)
+    return Done("succeeded")
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, OperationalError):
+        return "database unavailable"
+    return str(error)
+
+
+def _fail(rt: Runtime, job_id: uuid.UUID, tenant_id: str, reason: str) -> Done:
+    with rt.db.tenant(tenant_id) as session:
+        jobs.finish(session, job_id, JobStatus.FAILED, reason)
+    log.warning("job_failed", reason=reason)
+    return Done("failed")
+
+
+def _enhance_and_post(rt: Runtime, job_id: uuid.UUID, tenant_id: str, claimed: _Claimed) -> str | None:
+    tenant = rt.tenants.get(tenant_id)
+    if tenant is None or not tenant.enabled:
+        raise PermanentError("tenant is unknown or disabled")
+    if claimed.note_state is NoteState.POSTED:
+        _finish_posted(rt, job_id, tenant_id, None)
+        return None
+    secret = rt.tenants.secret(tenant)
+    with rt.servicedesk(tenant, secret) as sdp:
+        enhancement = _stored_enhancement(rt, job_id, tenant_id)
+        if enhancement is None:
+            ticket = sdp.get_ticket(claimed.ticket_id)
+            _record_ticket(rt, job_id, tenant_id, ticket)
+            started = time.perf_counter()
+            enhancement = rt.llm.enhance(ticket, rt.prompt)
+            _store_enhancement(
+                rt, job_id, tenant_id, claimed.ticket_id, enhancement=enhancement, started=started
+            )
+        note_id = _post_once(sdp, claimed, enhancement, recovering=claimed.note_state is NoteState.POSTING)
+    _finish_posted(rt, job_id, tenant_id, note_id)
+    return note_id
+
+
+def _post_once(
+    sdp: ServiceDeskClient, claimed: _Claimed, enhancement: Enhancement, *, recovering: bool
+) -> str | None:
+    if recovering:
+        existing = find_marked_note(list(sdp.list_notes(claimed.ticket_id)), claimed.note_key)
+        if existing is not None:
+            log.info("note_already_posted", ticket_id=claimed.ticket_id, note_id=existing)
+            return existing
+    return sdp.add_note(claimed.ticket_id, render_note(enhancement, claimed.note_key))
+
+
+def _record_ticket(rt: Runtime, job_id: uuid.UUID, tenant_id: str, ticket: Ticket) -> None:
+    with rt.db.tenant(tenant_id) as session:
+        session.add(
+            TicketHistory(
+                tenant_id=tenant_id,
+                job_id=job_id,
+                ticket_id=ticket.id,
+                subject=ticket.subject,
+                status=ticket.status,
+                priority=ticket.priority,
+                snapshot=ticket.raw,
+            )
+        )
+
+
+def _stored_enhancement(rt: Runtime, job_id: uuid.UUID, tenant_id: str) -> Enhancement | None:
+    with rt.db.tenant(tenant_id) as session:
+        row = session.scalars(
+            select(EnhancementHistory)
+            .where(EnhancementHistory.job_id == job_id)
+            .order_by(EnhancementHistory.id)
+        ).first()
+        if row is None:
+            return None
+        return Enhancement(
+            summary=row.summary, category=row.category, priority=row.priority, next_steps=row.next_steps
+        )
+
+
+def _store_enhancement(
+    rt: Runtime,
+    job_id: uuid.UUID,
+    tenant_id: str,
+    ticket_id: str,
+    *,
+    enhancement: Enhancement,
+    started: float,
+) -> None:
+    """Persist the result and `posting` together, before the POST (see module docstring)."""
+    with rt.db.tenant(tenant_id) as session:
+        session.add(
+            EnhancementHistory(
+                tenant_id=tenant_id,
+                job_id=job_id,
+                ticket_id=ticket_id,
+                model=rt.llm.model,
+                prompt_version=rt.prompt.version,
+                summary=enhancement.summary,
+                category=enhancement.category,
+                priority=enhancement.priority,
+                next_steps=enhancement.next_steps,
+                duration_ms=int((time.perf_counter() - started) * 1000),
+            )
+        )
+        jobs.mark_note_posting(session, job_id)
+
+
+def _finish_posted(rt: Runtime, job_id: uuid.UUID, tenant_id: str, note_id: str | None) -> None:
+    with rt.db.tenant(tenant_id) as session:
+        if note_id is not None:
+            jobs.mark_note_posted(session, job_id, note_id)
+            session.execute(
+                update(EnhancementHistory).where(EnhancementHistory.job_id == job_id).values(note_id=note_id)
+            )
+        jobs.finish(session, job_id, JobStatus.SUCCEEDED)

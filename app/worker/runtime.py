@@ -1,0 +1,71 @@
+"""Process-wide services the worker builds once: database, secrets cache, tenant directory, LLM client."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import httpx
+
+from app.clients.llm import LLMClient
+from app.clients.servicedesk import ServiceDeskClient
+from app.credentials import llm_api_key
+from app.db.engine import Database, create_app_engine
+from app.prompts import Prompt, load_prompt
+from app.secret_store import SecretStore
+from app.settings import Settings, get_settings
+from app.tenants import TenantDirectory, TenantInfo, TenantSecret
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    store: SecretStore
+    tenants: TenantDirectory
+    llm: LLMClient
+    prompt: Prompt
+    sdp_transport: httpx.BaseTransport | None = None  # test seam
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Runtime:
+        store = SecretStore.from_settings(settings)
+        db = Database(create_app_engine(settings))
+        llm = LLMClient(
+            base_url=settings.llm_base_url,
+            api_key=lambda: llm_api_key(settings, store),
+            model=settings.llm_model,
+            timeout=settings.llm_timeout_seconds,
+            max_retries=settings.llm_max_retries,
+            max_tokens=settings.llm_max_tokens,
+            temperature=settings.llm_temperature,
+        )
+        return cls(settings, db, store, TenantDirectory(db, store), llm, load_prompt(settings.prompt_version))
+
+    def servicedesk(self, tenant: TenantInfo, secret: TenantSecret) -> ServiceDeskClient:
+        return ServiceDeskClient(
+            tenant.servicedesk_base_url,
+            tenant.auth_mode,
+            secret.servicedesk_credential,
+            timeout=self.settings.sdp_timeout_seconds,
+            max_attempts=self.settings.sdp_max_attempts,
+            max_wait=self.settings.sdp_retry_max_wait_seconds,
+            transport=self.sdp_transport,
+        )
+
+    def close(self) -> None:
+        self.llm.close()
+        self.db.dispose()
+
+
+_lock = threading.Lock()
+_runtime: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    """Built on first use in the worker process (after fork, never inherited by a child)."""
+    global _runtime  # noqa: PLW0603 - one runtime per process is the point
+    with _lock:
+        if _runtime is None:
+            _runtime = Runtime.from_settings(get_settings())
+        return _runtime

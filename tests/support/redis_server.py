@@ -1,0 +1,43 @@
+"""A throw-away redis-server on 127.0.0.1; can be stopped and restarted on the same port (outages)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from tests.support.net import free_port, port_open, wait_until
+
+
+class RedisServer:
+    def __init__(self, port: int | None = None, password: str = "redis-password-for-tests") -> None:
+        self.port = port or free_port()
+        self.password = password
+        self.dir = Path(tempfile.mkdtemp(prefix="redis-test-"))
+        self._process: subprocess.Popen[bytes] | None = None
+        executable = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self._argv = [
+            executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", str(self.dir), "--requirepass", password, "--loglevel", "warning",
+        ]  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        log = (self.dir / "redis.log").open("ab")
+        self._process = subprocess.Popen(self._argv, stdout=log, stderr=subprocess.STDOUT)
+        wait_until(lambda: port_open(self.port), 10, what="redis-server")
+        return self
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(10)
+            self._process = None
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
