@@ -17,6 +17,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from components.irsa import irsa_trust_policy
 from infra.config import PlatformSettings
 
 CERT_MANAGER_REPO = "https://charts.jetstack.io"
@@ -122,29 +123,6 @@ def route53_policy(hosted_zone_id: str) -> str:
                     "Resource": f"arn:aws:route53:::hostedzone/{hosted_zone_id}",
                 },
                 {"Effect": "Allow", "Action": "route53:ListHostedZonesByName", "Resource": "*"},
-            ],
-        }
-    )
-
-
-def irsa_trust_policy(oidc_provider_arn: str, oidc_issuer: str, namespace: str, service_account: str) -> str:
-    """Only this service account of this cluster may assume the role (sub and aud both pinned)."""
-    issuer = oidc_issuer.removeprefix("https://")
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Federated": oidc_provider_arn},
-                    "Action": "sts:AssumeRoleWithWebIdentity",
-                    "Condition": {
-                        "StringEquals": {
-                            f"{issuer}:sub": f"system:serviceaccount:{namespace}:{service_account}",
-                            f"{issuer}:aud": "sts.amazonaws.com",
-                        }
-                    },
-                }
             ],
         }
     )

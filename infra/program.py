@@ -1,6 +1,7 @@
 """The whole platform, composed in the order of the architecture diagram (docs/architecture.md).
 
-keys → network → secrets → cluster → database, cache, registry → platform → images → workloads → exports
+keys → network → secrets → cluster → database, cache, registry → identity → platform → images →
+workloads → exports
 """
 
 from __future__ import annotations
@@ -9,9 +10,16 @@ import pulumi
 import pulumi_aws as aws
 
 from components.cache import Cache, CacheArgs
+from components.cluster import Cluster, ClusterArgs
 from components.database import Database, DatabaseArgs
+from components.identity import AppIdentity, AppIdentityArgs
+from components.images import Images, ImagesArgs, current_git_sha
 from components.keys import Keys, KeysArgs
 from components.network import Network, NetworkArgs
+from components.platform import Platform, PlatformArgs
+from components.registry import Registry, RegistryArgs
+from components.secrets import AppSecrets, AppSecretsArgs
+from components.workloads import Backends, Ingressing, Workloads, WorkloadsArgs
 from infra.config import StackConfig, load_from_pulumi
 
 
@@ -90,6 +98,118 @@ def main() -> None:
         on_aws,
     )
 
+    secrets = AppSecrets(
+        prefix,
+        AppSecretsArgs(
+            stack=pulumi.get_stack(),
+            region=config.aws.region,
+            kms_key_arn=keys.arns["secrets"],
+            recovery_window_days=30 if config.is_production else 7,
+        ),
+        on_aws,
+    )
+    cluster = Cluster(
+        prefix,
+        ClusterArgs(
+            settings=config.cluster,
+            vpc_id=network.vpc_id,
+            private_subnet_ids=network.private_subnet_ids,
+            secrets_kms_key_arn=keys.arns["eks"],
+            logs_kms_key_arn=keys.arns["logs"],
+            log_retention_days=config.network.flow_log_retention_days,
+        ),
+        on_aws,
+    )
+    database, cache = data_stores(
+        prefix,
+        config,
+        keys,
+        network,
+        cluster_security_group_id=cluster.security_group_id,
+        redis_auth_token=secrets.redis_auth_token,
+        opts=on_aws,
+    )
+    registry = Registry(prefix, RegistryArgs(settings=config.registry, kms_key_arn=keys.arns["ecr"]), on_aws)
+    identity = AppIdentity(
+        prefix,
+        AppIdentityArgs(
+            namespace=config.app.namespace,
+            region=config.aws.region,
+            oidc_provider_arn=cluster.oidc_provider_arn,
+            oidc_issuer=cluster.oidc_issuer,
+            secrets_kms_key_arn=keys.arns["secrets"],
+            redis_auth_secret_arn=secrets.redis_auth_secret_arn,
+            llm_api_key_secret_arn=secrets.llm_api_key_secret_arn,
+            tenant_secret_arn_pattern=secrets.tenant_secret_arn_pattern,
+            database_master_secret_arn=database.master_secret_arn,
+            database_resource_id=database.resource_id,
+        ),
+        on_aws,
+    )
+    platform = Platform(
+        prefix,
+        PlatformArgs(
+            settings=config.platform,
+            provider=cluster.provider,
+            region=config.aws.region,
+            oidc_provider_arn=cluster.oidc_provider_arn,
+            oidc_issuer=cluster.oidc_issuer,
+        ),
+        on_aws,
+    )
+    git_sha = current_git_sha()
+    if git_sha is None:
+        pulumi.log.warn(
+            "no git SHA (not a checkout, GITHUB_SHA unset): images are tagged with the version only"
+        )
+    images = Images(
+        prefix,
+        ImagesArgs(repository_urls=registry.repository_urls, version=config.app.version, git_sha=git_sha),
+        on_aws,
+    )
+    Workloads(
+        prefix,
+        WorkloadsArgs(
+            settings=config.app,
+            environment=config.environment,
+            region=config.aws.region,
+            provider=cluster.provider,
+            images=images.refs,
+            role_arns=identity.role_arns,
+            backends=Backends(
+                database_host=database.address,
+                database_port=database.port,
+                database_name=database.database_name,
+                database_master_secret_arn=database.master_secret_arn,
+                redis_host=cache.primary_endpoint,
+                redis_port=cache.port,
+                redis_auth_secret_arn=secrets.redis_auth_secret_arn,
+                llm_api_key_secret_arn=secrets.llm_api_key_secret_arn,
+                tenant_secret_prefix=secrets.tenant_secret_prefix,
+            ),
+            ingress=Ingressing(
+                hostname=config.public_hostname,
+                cluster_issuer=platform.cluster_issuer,
+                ingress_class=platform.ingress_class,
+                controller_namespace=platform.ingress_namespace,
+                acme_http01=config.platform.hosted_zone_id is None,
+                depends_on=platform.ingress_dependencies,
+            ),
+            vpc_cidr=network.vpc_cidr,
+        ),
+        on_aws,
+    )
+
     pulumi.export("vpcId", network.vpc_id)
     pulumi.export("privateSubnetIds", network.private_subnet_ids)
     pulumi.export("publicSubnetIds", network.public_subnet_ids)
+    pulumi.export("clusterName", cluster.name)
+    pulumi.export("kubeconfig", cluster.kubeconfig)
+    export_data_stores(database, cache)
+    pulumi.export("repositoryUrls", registry.repository_urls)
+    pulumi.export("imageDigests", images.digests)
+    pulumi.export("redisAuthSecretArn", secrets.redis_auth_secret_arn)
+    pulumi.export("llmApiKeySecretArn", secrets.llm_api_key_secret_arn)
+    pulumi.export("tenantSecretPrefix", secrets.tenant_secret_prefix)
+    pulumi.export("serviceAccountRoleArns", identity.role_arns)
+    pulumi.export("apiUrl", f"https://{config.public_hostname}")

@@ -222,8 +222,10 @@ def _pss_restricted(r: Resource) -> Iterator[str]:
 SENSITIVE_KEY = re.compile(
     r"pass(word|wd)?|secret|token|api[-_.]?key|private[-_.]?key|credential", re.IGNORECASE
 )
+# Keys that name a secret or tune how secrets are handled, not hold one: ``*_SECRET_ARN``,
+# ``TENANT_SECRET_PREFIX``, ``SECRETS_CACHE_TTL_SECONDS``.
 REFERENCE_KEY = re.compile(
-    r"[-_.](arn|id|name|names|url|uri|file|path|ref|region|ttl|header)$", re.IGNORECASE
+    r"[-_.](arn|id|name|names|url|uri|file|path|ref|region|ttl|header|prefix|seconds|timeout)$", re.IGNORECASE
 )
 SECRET_VALUE = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----|://[^/\s:@]*:[^/\s@]+@")
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import pulumi
+from google.protobuf import json_format
 from pulumi.runtime import rpc
 from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs
 
@@ -368,6 +369,30 @@ class PlanMocks(pulumi.runtime.Mocks):
         return answer(arguments), []
 
 
+RESOURCE_REF = rpc._special_resource_sig  # pyright: ignore[reportPrivateUsage]
+
+
+def _references_as_urns(value: Any) -> Any:
+    """A resource reference input, as CrossGuard shows it: the referenced resource's URN."""
+    if isinstance(value, dict):
+        plain = cast(Props, value)
+        if plain.get(SECRET_SIG) == RESOURCE_REF:
+            return plain.get("urn")
+        return {k: _references_as_urns(v) for k, v in plain.items()}
+    if isinstance(value, list):
+        return [_references_as_urns(v) for v in cast(list[Any], value)]
+    return value
+
+
+def protocol_inputs(struct: Any) -> Props:
+    """Inputs as the engine receives them: plain JSON values, secrets still marked, references as URNs.
+
+    ``rpc.deserialize_properties`` would rebuild live Python objects (resources, assets); the plan wants
+    the wire values.
+    """
+    return cast(Props, _references_as_urns(json_format.MessageToDict(struct)))
+
+
 class CapturingMonitor(MockMonitor):
     """The mock monitor, recording what the engine would receive: parent, dependencies, protect."""
 
@@ -388,7 +413,7 @@ class CapturingMonitor(MockMonitor):
                     depends_on=sorted(set(request.dependencies)),
                     protect=bool(request.protect),
                     custom=bool(request.custom),
-                    inputs=rpc.deserialize_properties(request.object),
+                    inputs=protocol_inputs(request.object),
                 )
             )
         return response

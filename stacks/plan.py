@@ -113,17 +113,14 @@ def _config_text(value: Any) -> str:
 
 
 async def _resolve_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
+    """Stack exports as plain values (nested Outputs included); a secret export is ``"[secret]"``."""
     import pulumi
 
     resolved: dict[str, Any] = {}
     for key, value in outputs.items():
-        if isinstance(value, pulumi.Output):
-            output: pulumi.Output[Any] = value  # pyright: ignore[reportUnknownVariableType]
-            secret = await output.is_secret()
-            plain = await output.future()
-            resolved[key] = SECRET if secret else plain
-        else:
-            resolved[key] = value
+        output: pulumi.Output[Any] = pulumi.Output.from_input(value)
+        secret = await output.is_secret()
+        resolved[key] = SECRET if secret else await output.future()
     return resolved
 
 

@@ -369,6 +369,9 @@ def compliant_plan() -> Plan:
                     "DATABASE_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-1",
                     "WEBHOOK_SECRET_NAME": "ai-agents-production/webhook",
                     "REDIS_URL": "rediss://master.cache.example.com:6379/0",
+                    # Settings about secrets are not secrets.
+                    "SECRETS_CACHE_TTL_SECONDS": "300",
+                    "TENANT_SECRET_PREFIX": "ai-agents/production/tenants/",
                 },
             },
         ),

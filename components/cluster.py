@@ -1,0 +1,236 @@
+"""The EKS cluster: private nodes, encrypted secrets, audited control plane, IRSA, core add-ons.
+
+Built on pulumi-eks's ``Cluster`` and ``ManagedNodeGroup``. Every Kubernetes resource in the project
+goes through ``cluster.provider``, built from this cluster's kubeconfig, never the ambient one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_eks as eks
+import pulumi_kubernetes as k8s
+
+from components.irsa import irsa_role, policy_document
+from infra.config import ClusterSettings, NodeGroupSettings
+
+CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
+CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"
+MANAGED_POLICY = "arn:aws:iam::aws:policy/"
+# The CNI permissions go to the aws-node service account (IRSA), not to every pod through the node role.
+NODE_POLICIES = (
+    "AmazonEKSWorkerNodePolicy",
+    "AmazonEC2ContainerRegistryReadOnly",
+    "AmazonSSMManagedInstanceCore",
+)
+ROOT_DEVICE = "/dev/xvda"
+
+
+@dataclass(frozen=True)
+class ClusterArgs:
+    settings: ClusterSettings
+    vpc_id: pulumi.Input[str]
+    private_subnet_ids: pulumi.Input[Sequence[str]]
+    secrets_kms_key_arn: pulumi.Input[str]
+    logs_kms_key_arn: pulumi.Input[str]
+    log_retention_days: int = 90
+
+
+class Cluster(pulumi.ComponentResource):
+    """EKS with managed node groups in private subnets and the core add-ons."""
+
+    name: str
+    provider: k8s.Provider
+    security_group_id: pulumi.Output[str]
+    oidc_provider_arn: pulumi.Output[str]
+    oidc_issuer: pulumi.Output[str]
+    kubeconfig: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ai-agents:cluster:Cluster", name, None, opts)
+        self._name = name
+        self._child = pulumi.ResourceOptions(parent=self)
+        settings = args.settings
+
+        # EKS would create this group itself, unencrypted and kept forever; audit logs deserve better.
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-control-plane",
+            name=f"/aws/eks/{name}/cluster",
+            retention_in_days=args.log_retention_days,
+            kms_key_id=args.logs_kms_key_arn,
+            opts=self._child,
+        )
+        cluster = eks.Cluster(
+            f"{name}-eks",
+            name=name,
+            version=settings.kubernetes_version,
+            vpc_id=args.vpc_id,
+            private_subnet_ids=args.private_subnet_ids,
+            endpoint_private_access=True,
+            endpoint_public_access=bool(settings.public_access_cidrs),
+            public_access_cidrs=settings.public_access_cidrs or None,
+            node_associate_public_ip_address=False,
+            skip_default_node_group=True,
+            # Control plane and managed nodes share the EKS-created cluster security group: one group
+            # for the data stores to admit.
+            skip_default_security_groups=True,
+            encryption_config_key_arn=args.secrets_kms_key_arn,
+            enabled_cluster_log_types=list(CONTROL_PLANE_LOG_TYPES),
+            create_oidc_provider=True,
+            authentication_mode=eks.AuthenticationMode.API,
+            access_entries={
+                f"admin-{i}": eks.AccessEntryArgs(
+                    principal_arn=arn,
+                    access_policies={
+                        "cluster-admin": eks.AccessPolicyAssociationArgs(
+                            policy_arn=CLUSTER_ADMIN_POLICY,
+                            access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(type="cluster"),
+                        )
+                    },
+                )
+                for i, arn in enumerate(settings.admin_role_arns)
+            },
+            # The EKS defaults bootstrap aws-node; the vpc-cni add-on below takes it over.
+            use_default_vpc_cni=True,
+            opts=self._child.merge(pulumi.ResourceOptions(depends_on=[log_group])),
+        )
+        self.name = name
+        self.security_group_id = cluster.cluster_security_group_id
+        self.oidc_provider_arn = cluster.oidc_provider_arn
+        self.oidc_issuer = cluster.oidc_issuer
+        self.kubeconfig = pulumi.Output.secret(cluster.kubeconfig_json)
+        self.provider = k8s.Provider(
+            f"{name}-k8s", kubeconfig=self.kubeconfig, enable_server_side_apply=True, opts=self._child
+        )
+
+        node_role = self._node_role()
+        groups = [self._node_group(cluster, node_role, group, args) for group in settings.node_groups]
+        self._addons(cluster, groups)
+        self.register_outputs(
+            {
+                "name": self.name,
+                "security_group_id": self.security_group_id,
+                "oidc_provider_arn": self.oidc_provider_arn,
+                "kubeconfig": self.kubeconfig,
+            }
+        )
+
+    def _node_role(self) -> aws.iam.Role:
+        role = aws.iam.Role(
+            f"{self._name}-node",
+            assume_role_policy=policy_document(
+                [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "ec2.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ]
+            ),
+            opts=self._child,
+        )
+        for policy in NODE_POLICIES:
+            aws.iam.RolePolicyAttachment(
+                f"{self._name}-node-{policy}",
+                role=role.name,
+                policy_arn=MANAGED_POLICY + policy,
+                opts=self._child,
+            )
+        return role
+
+    def _node_group(
+        self, cluster: eks.Cluster, role: aws.iam.Role, group: NodeGroupSettings, args: ClusterArgs
+    ) -> eks.ManagedNodeGroup:
+        template = aws.ec2.LaunchTemplate(
+            f"{self._name}-{group.name}",
+            # IMDSv2 only, one hop: pods cannot reach the node's credentials; they use IRSA.
+            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
+                http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1
+            ),
+            block_device_mappings=[
+                aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                    device_name=ROOT_DEVICE,
+                    ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                        volume_size=group.disk_size_gib,
+                        volume_type="gp3",
+                        encrypted="true",
+                        delete_on_termination="true",
+                    ),
+                )
+            ],
+            opts=self._child,
+        )
+        return eks.ManagedNodeGroup(
+            f"{self._name}-{group.name}",
+            cluster=cluster,
+            node_group_name=f"{self._name}-{group.name}",
+            node_role_arn=role.arn,
+            subnet_ids=args.private_subnet_ids,
+            instance_types=group.instance_types,
+            capacity_type=group.capacity_type,
+            scaling_config=aws.eks.NodeGroupScalingConfigArgs(
+                min_size=group.min_size, desired_size=group.desired_size, max_size=group.max_size
+            ),
+            labels=group.labels,
+            launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
+                id=template.id, version=template.latest_version.apply(str)
+            ),
+            # The autoscaler owns the size after creation; a later `pulumi up` must not reset it.
+            ignore_scaling_changes=True,
+            opts=self._child,
+        )
+
+    def _addons(self, cluster: eks.Cluster, groups: Sequence[eks.ManagedNodeGroup]) -> None:
+        def role(addon: str, namespace: str, account: str, policy: str) -> aws.iam.Role:
+            irsa = irsa_role(
+                f"{self._name}-{addon}",
+                oidc_provider_arn=self.oidc_provider_arn,
+                oidc_issuer=self.oidc_issuer,
+                namespace=namespace,
+                service_account=account,
+                opts=self._child,
+            )
+            aws.iam.RolePolicyAttachment(
+                f"{self._name}-{addon}", role=irsa.name, policy_arn=MANAGED_POLICY + policy, opts=self._child
+            )
+            return irsa
+
+        after_cluster = self._child.merge(pulumi.ResourceOptions(depends_on=[cluster]))
+        after_nodes = self._child.merge(pulumi.ResourceOptions(depends_on=[cluster, *groups]))
+        self._addon(
+            "vpc-cni",
+            after_cluster,
+            role("vpc-cni", "kube-system", "aws-node", "AmazonEKS_CNI_Policy"),
+            # NetworkPolicies are enforced by the VPC CNI's network policy agent.
+            configuration={"enableNetworkPolicy": "true"},
+        )
+        self._addon("kube-proxy", after_cluster)
+        self._addon("coredns", after_nodes)
+        self._addon(
+            "aws-ebs-csi-driver",
+            after_nodes,
+            role("ebs-csi", "kube-system", "ebs-csi-controller-sa", "service-role/AmazonEBSCSIDriverPolicy"),
+        )
+
+    def _addon(
+        self,
+        addon: str,
+        opts: pulumi.ResourceOptions,
+        service_account_role: aws.iam.Role | None = None,
+        configuration: dict[str, str] | None = None,
+    ) -> aws.eks.Addon:
+        return aws.eks.Addon(
+            f"{self._name}-{addon}",
+            cluster_name=self.name,
+            addon_name=addon,
+            service_account_role_arn=service_account_role.arn if service_account_role else None,
+            configuration_values=json.dumps(configuration) if configuration else None,
+            # Take over the self-managed copies EKS bootstrapped.
+            resolve_conflicts_on_create="OVERWRITE",
+            resolve_conflicts_on_update="PRESERVE",
+            opts=opts,
+        )
