@@ -133,10 +133,9 @@ def planned(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     out = tmp_path_factory.mktemp(f"plan-{stack}")
     manifests = plan_manifests(stack, out)
     plan = json.loads((out / "plan.json").read_text(encoding="utf-8"))
-    if not any(r["type"] == "ai-agents:workloads:Workloads" for r in plan["resources"]):
-        # TEMPORARY until infra/program.py composes cluster → platform → images → workloads; remove
-        # this guard then, so that a program without the workloads fails here.
-        pytest.skip("infra/program.py does not compose the workloads yet")
+    assert any(r["type"] == "ai-agents:workloads:Workloads" for r in plan["resources"]), (
+        "no workloads planned"
+    )
     return stack, manifests
 
 

@@ -145,8 +145,8 @@ def test_preview_workflow_offline_steps(worktrees: tuple[Path, Path], tmp_path: 
     )
     assert result.returncode == 0, result.stderr
     text = comment.read_text()
-    if "aws:rds/instance:Instance" in (plans / "head" / "plan.json").read_text():
-        assert "| `instanceClass` | `db.t4g.medium` | `db.t4g.large` |" in text
-        assert "to update" in text
-    else:  # the database component is not in this checkout yet: the config change alone is invisible
-        assert "No resource changes." in text
+    assert "| `instanceClass` | `db.t4g.medium` | `db.t4g.large` |" in text
+    # The database changes in place; the new commit also means new image digests, so the Deployments
+    # roll and the migrations Job (named from its digest) is replaced: exactly what a real PR shows.
+    assert "#### update: `aws:rds/instance:Instance`" in text
+    assert "#### replace: `kubernetes:batch/v1:Job`" in text
