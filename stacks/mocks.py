@@ -224,6 +224,12 @@ def _eks_cluster(c: _Ctx) -> tuple[str, Props]:
     }
 
 
+def _launch_template(c: _Ctx) -> tuple[str, Props]:
+    rid, outputs = _ec2("lt", "launch-template")(c)
+    # A new template starts at version 1; node groups pin the version they launch from.
+    return rid, {**outputs, "latestVersion": 1, "defaultVersion": 1}
+
+
 def _managed_node_group(c: _Ctx) -> tuple[str, Props]:
     return c.physical_name("nodeGroupName"), {}
 
@@ -272,7 +278,7 @@ SHAPERS: dict[str, Shaper] = {
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": _ec2("sgr", "security-group-rule"),
     "aws:ec2/flowLog:FlowLog": _ec2("fl", "vpc-flow-log"),
     "aws:ec2/vpcEndpoint:VpcEndpoint": _ec2("vpce", "vpc-endpoint"),
-    "aws:ec2/launchTemplate:LaunchTemplate": _ec2("lt", "launch-template"),
+    "aws:ec2/launchTemplate:LaunchTemplate": _launch_template,
     "aws:cloudwatch/logGroup:LogGroup": _log_group,
     "aws:cloudwatch/metricAlarm:MetricAlarm": _named_arn("cloudwatch", "alarm:"),
     "aws:iam/role:Role": _iam_role,
@@ -344,6 +350,8 @@ class Registration:
     protect: bool
     custom: bool
     inputs: Props
+    # What the mocks answered (id aside): lets tests check that one resource got another's output.
+    outputs: Props
 
 
 class PlanMocks(pulumi.runtime.Mocks):
@@ -400,6 +408,11 @@ class CapturingMonitor(MockMonitor):
         super().__init__(mocks)
         self.registrations: list[Registration] = []
 
+    def _outputs(self, urn: str) -> Props:
+        registered = self.resources[urn]
+        state = cast(Props, registered.state or {})  # pyright: ignore[reportUnknownMemberType]
+        return {"id": registered.id, **unwrap_secrets(state)}
+
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         response = super().RegisterResource(request)  # pyright: ignore[reportUnknownMemberType]
         if request.type != "pulumi:pulumi:Stack":
@@ -414,6 +427,7 @@ class CapturingMonitor(MockMonitor):
                     protect=bool(request.protect),
                     custom=bool(request.custom),
                     inputs=protocol_inputs(request.object),
+                    outputs=self._outputs(response.urn),
                 )
             )
         return response

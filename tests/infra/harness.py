@@ -38,6 +38,10 @@ class Captured:
         """The plain inputs of one resource (secrets unwrapped)."""
         return unwrap_secrets(self.one(type_token, name).inputs)
 
+    def outputs(self, type_token: str, name: str | None = None) -> dict[str, Any]:
+        """What the mocks answered for one resource (ARNs, ids, endpoints)."""
+        return self.one(type_token, name).outputs
+
     def children_of(self, urn: str) -> Iterator[Registration]:
         return (r for r in self.registrations if r.parent == urn)
 
