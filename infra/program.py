@@ -1,7 +1,7 @@
 """The whole platform, composed in the order of the architecture diagram (docs/architecture.md).
 
 keys → network → secrets → cluster → database, cache, registry → identity → platform → images →
-workloads → exports
+workloads → monitoring/alarms → exports
 """
 
 from __future__ import annotations
@@ -9,14 +9,16 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
+from components.alarms import Alarms, AlarmsArgs
 from components.cache import Cache, CacheArgs
 from components.cluster import Cluster, ClusterArgs
 from components.database import Database, DatabaseArgs
 from components.identity import AppIdentity, AppIdentityArgs
 from components.images import Images, ImagesArgs, current_git_sha
 from components.keys import Keys, KeysArgs
+from components.monitoring import Monitoring, MonitoringArgs
 from components.network import Network, NetworkArgs
-from components.platform import Platform, PlatformArgs
+from components.platform import CERT_MANAGER_NAMESPACE, Platform, PlatformArgs
 from components.registry import Registry, RegistryArgs
 from components.secrets import AppSecrets, AppSecretsArgs
 from components.workloads import Backends, Ingressing, Workloads, WorkloadsArgs
@@ -72,6 +74,53 @@ def export_data_stores(database: Database, cache: Cache) -> None:
     pulumi.export("databaseEndpoint", database.endpoint)
     pulumi.export("databaseMasterSecretArn", database.master_secret_arn)
     pulumi.export("cachePrimaryEndpoint", cache.primary_endpoint)
+
+
+def observability(
+    prefix: str,
+    config: StackConfig,
+    *,
+    cluster: Cluster,
+    database: Database,
+    cache: Cache,
+    after: list[pulumi.Resource],
+    opts: pulumi.ResourceOptions,
+) -> Alarms | None:
+    """CloudWatch alarms on the data stores and in-cluster monitoring, both paging one SNS topic."""
+    if not config.monitoring.enabled:
+        return None
+    alarms = Alarms(
+        f"{prefix}-alarms",
+        AlarmsArgs(
+            settings=config.monitoring,
+            region=config.aws.region,
+            database_instance_identifier=database.instance_identifier,
+            database_instance_class=config.database.instance_class,
+            database_allocated_storage_gib=config.database.allocated_storage_gib,
+            cache_replication_group_id=cache.replication_group_id,
+            cache_node_count=1 + config.cache.replicas,
+        ),
+        opts,
+    )
+    Monitoring(
+        f"{prefix}-monitoring",
+        MonitoringArgs(
+            settings=config.monitoring,
+            provider=cluster.provider,
+            region=config.aws.region,
+            app_namespace=config.app.namespace,
+            cert_manager_namespace=CERT_MANAGER_NAMESPACE,
+            cert_manager_chart_version=config.platform.cert_manager_chart_version,
+            alarm_topic_arn=alarms.topic_arn,
+            alarm_topic_kms_key_arn=alarms.topic_kms_key_arn,
+            oidc_provider_arn=cluster.oidc_provider_arn,
+            oidc_issuer=cluster.oidc_issuer,
+            replicas=2 if config.is_production else 1,
+            after=after,
+        ),
+        opts,
+    )
+    return alarms
 
 
 def main() -> None:
@@ -167,7 +216,7 @@ def main() -> None:
         ImagesArgs(repository_urls=registry.repository_urls, version=config.app.version, git_sha=git_sha),
         on_aws,
     )
-    Workloads(
+    workloads = Workloads(
         prefix,
         WorkloadsArgs(
             settings=config.app,
@@ -200,6 +249,10 @@ def main() -> None:
         on_aws,
     )
 
+    alarms = observability(
+        prefix, config, cluster=cluster, database=database, cache=cache, after=[workloads], opts=on_aws
+    )
+
     pulumi.export("vpcId", network.vpc_id)
     pulumi.export("privateSubnetIds", network.private_subnet_ids)
     pulumi.export("publicSubnetIds", network.public_subnet_ids)
@@ -213,3 +266,5 @@ def main() -> None:
     pulumi.export("tenantSecretPrefix", secrets.tenant_secret_prefix)
     pulumi.export("serviceAccountRoleArns", identity.role_arns)
     pulumi.export("apiUrl", f"https://{config.public_hostname}")
+    if alarms is not None:
+        pulumi.export("alarmTopicArn", alarms.topic_arn)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pulumi_policy import EnforcementLevel, Policy
 
-from policy import ecr, eks, elasticache, iam, network, rds, stack, workloads
+from policy import ecr, eks, elasticache, iam, monitoring, network, rds, stack, workloads
 from policy.settings import PolicySettings
 
 PACK_NAME = "ai-agents-platform-security"
@@ -19,6 +19,7 @@ MODULES = {
     "Network": network.POLICIES,
     "IAM / KMS / Secrets Manager": iam.POLICIES,
     "Kubernetes": workloads.POLICIES,
+    "Monitoring": monitoring.POLICIES,
     "Stack": stack.POLICIES,
 }
 POLICIES: list[Policy] = [policy for policies in MODULES.values() for policy in policies]

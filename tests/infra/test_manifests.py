@@ -27,7 +27,11 @@ from tests.infra.k8s_fixtures import compose, stack_config
 CHECKOV_CONFIG = REPO_ROOT / ".checkov.yaml"
 # Custom resources have no schema in the Kubernetes OpenAPI documents, and the CRDs ship inside the
 # pinned cert-manager chart (not available offline); their shape is asserted in test_platform.py.
-CUSTOM_KINDS = {"ClusterIssuer": "cert-manager CRD (installed by the chart); checked in test_platform.py"}
+CUSTOM_KINDS = {
+    "ClusterIssuer": "cert-manager CRD (installed by the chart); checked in test_platform.py",
+    "ServiceMonitor": "prometheus-operator CRD (kube-prometheus-stack); checked in test_monitoring.py",
+    "PrometheusRule": "prometheus-operator CRD (kube-prometheus-stack); rules tested by promtool",
+}
 EXPECTED = {
     ("Namespace", None, "ai-agents"),
     ("ServiceAccount", "ai-agents", "api"),

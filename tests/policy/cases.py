@@ -88,6 +88,68 @@ def pod(name: str, *, probes: bool = True) -> dict[str, Any]:
     }
 
 
+TOPIC_ARN = "arn:aws:sns:eu-west-1:123456789012:alarms"
+# A violation about the stack as a whole (no resource to name): reported with no URN.
+STACK_WIDE = ("pulumi:pulumi:Stack", "")
+
+
+def monitoring_resources() -> Plan:
+    """kube-prometheus-stack, the service's rule and scrape target, data-store alarms on one topic."""
+    alarm = "aws:cloudwatch/metricAlarm:MetricAlarm"
+
+    def watch(name: str, namespace: str, metric: str, dimensions: dict[str, str]) -> dict[str, Any]:
+        props = {
+            "name": name,
+            "namespace": namespace,
+            "metricName": metric,
+            "dimensions": dimensions,
+            "alarmActions": [TOPIC_ARN],
+            "okActions": [TOPIC_ARN],
+        }
+        return _entry(name, alarm, props)
+
+    rds = [
+        watch(f"db-{metric}", "AWS/RDS", metric, {"DBInstanceIdentifier": "db"})
+        for metric in ("CPUUtilization", "FreeStorageSpace", "DatabaseConnections")
+    ]
+    cache = [
+        watch(f"cache-{metric}-{node}", "AWS/ElastiCache", metric, {"CacheClusterId": f"cache-00{node}"})
+        for metric in ("DatabaseMemoryUsagePercentage", "Evictions", "EngineCPUUtilization")
+        for node in (1, 2, 3)
+    ]
+    rule = {"alert": "ApiDown", "expr": 'absent(up{job="ai-agents-api"} == 1)', "for": "2m"}
+    return [
+        _entry("alarms", "aws:sns/topic:Topic", {"name": "alarms", "kmsMasterKeyId": KEY}),
+        *rds,
+        *cache,
+        _entry(
+            "kube-prometheus-stack",
+            "kubernetes:helm.sh/v3:Release",
+            {"chart": "kube-prometheus-stack", "version": "79.1.0", "namespace": "monitoring", "values": {}},
+        ),
+        _entry(
+            "ai-agents-rules",
+            "kubernetes:monitoring.coreos.com/v1:PrometheusRule",
+            {
+                "apiVersion": "monitoring.coreos.com/v1",
+                "kind": "PrometheusRule",
+                "metadata": {"name": "ai-agents", "namespace": "monitoring"},
+                "spec": {"groups": [{"name": "ai-agents", "rules": [rule]}]},
+            },
+        ),
+        _entry(
+            "api-monitor",
+            "kubernetes:monitoring.coreos.com/v1:ServiceMonitor",
+            {
+                "apiVersion": "monitoring.coreos.com/v1",
+                "kind": "ServiceMonitor",
+                "metadata": {"name": "api", "namespace": "ai-agents"},
+                "spec": {"selector": {"matchLabels": {"app": "api"}}, "endpoints": [{"port": "metrics"}]},
+            },
+        ),
+    ]
+
+
 def compliant_plan() -> Plan:
     """Every resource type the pack checks, configured the secure way."""
     eks = urn("eks:index:Cluster", "cluster")
@@ -380,6 +442,7 @@ def compliant_plan() -> Plan:
             "kubernetes:helm.sh/v3:Release",
             {"chart": "ingress-nginx", "version": "4.13.3", "namespace": "ingress-nginx", "values": {}},
         ),
+        *monitoring_resources(),
     ]
 
 
@@ -404,7 +467,9 @@ class Case:
     def id(self) -> str:
         return self.policy
 
-    def reported_urn(self) -> str:
+    def reported_urn(self) -> str | None:
+        if self.reported == STACK_WIDE:
+            return None
         type_, name = self.reported or self.target
         return urn(type_, name)
 
@@ -824,6 +889,33 @@ CASES: list[Case] = [
         ("kubernetes:helm.sh/v3:Release", "ingress-nginx"),
         {"version": DELETE},
         "Helm release ingress-nginx does not pin its chart version (unset).",
+    ),
+    # Monitoring
+    Case(
+        "monitoring-installed-in-production",
+        ("kubernetes:helm.sh/v3:Release", "kube-prometheus-stack"),
+        _remove("kubernetes:helm.sh/v3:Release", "kube-prometheus-stack"),
+        "Production stack installs no kube-prometheus-stack Helm release (Prometheus, Alertmanager).",
+        reported=STACK_WIDE,
+    ),
+    Case(
+        "data-store-alarms-in-production",
+        RDS,
+        _remove("aws:cloudwatch/metricAlarm:MetricAlarm", "db-FreeStorageSpace"),
+        "RDS instance db has no CloudWatch alarm with alarmActions on FreeStorageSpace.",
+    ),
+    Case(
+        "cloudwatch-alarm-has-actions",
+        ("aws:cloudwatch/metricAlarm:MetricAlarm", "cache-Evictions-2"),
+        {"alarmActions": []},
+        "CloudWatch alarm cache-Evictions-2 has no alarmActions: it changes state and tells no one.",
+        also=("data-store-alarms-in-production",),
+    ),
+    Case(
+        "sns-topic-encrypted",
+        ("aws:sns/topic:Topic", "alarms"),
+        {"kmsMasterKeyId": DELETE},
+        "SNS topic alarms is not encrypted (kmsMasterKeyId unset).",
     ),
     # Stack
     Case(

@@ -1,0 +1,452 @@
+"""In-cluster monitoring: kube-prometheus-stack (Prometheus, Alertmanager, Grafana), the scrape
+configuration for the service, its alerting rules and its dashboard.
+
+* kube-prometheus-stack from its official chart at the version pinned in the stack config; Prometheus
+  keeps ``retention_days`` of metrics on an encrypted gp3 volume (EBS CSI driver) of ``storage_gib``.
+* ServiceMonitors for the API (``/metrics`` on its HTTP port), the Celery worker (its own metrics
+  port: the worker runs the threads pool, one process, so one registry holds every task's metrics)
+  and cert-manager (certificate expiry). Targets are relabelled ``job="ai-agents-api"`` /
+  ``job="ai-agents-worker"``, the names the rules use.
+* One PrometheusRule loaded from ``assets/prometheus-rules.yaml`` (unit-tested with promtool).
+* The dashboard ``assets/grafana-dashboard.json``, provisioned by Grafana's sidecar from a labelled
+  ConfigMap.
+* Alertmanager sends to the alarm SNS topic (the one the CloudWatch alarms use) through IRSA: no
+  webhook URL or password in Git or in stack config. People and tools subscribe to the topic.
+* A NetworkPolicy in the application namespace admits Prometheus (and nothing else) to the metrics
+  ports, which the namespace's default-deny policy would otherwise block.
+
+See docs/observability.md.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NotRequired, TypedDict, cast
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+import yaml
+
+from components.irsa import irsa_role, policy_document
+from components.platform import restricted_namespace
+from infra.config import MonitoringSettings
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+RULES_FILE = ASSETS / "prometheus-rules.yaml"
+DASHBOARD_FILE = ASSETS / "grafana-dashboard.json"
+
+CHART = "kube-prometheus-stack"
+CHART_REPO = "https://prometheus-community.github.io/helm-charts"
+NAMESPACE = "monitoring"
+RELEASE = "kube-prometheus-stack"
+# Short object names (kps-prometheus, kps-alertmanager, kps-grafana) instead of the release name twice.
+FULLNAME = "kps"
+STORAGE_CLASS = "gp3-encrypted"
+ALERTMANAGER_SERVICE_ACCOUNT = "alertmanager"
+# The node exporter needs the host's network, PID namespace and filesystem: it runs in kube-system
+# (exempt from Pod Security, like every other host agent) so this namespace can enforce `restricted`.
+NODE_EXPORTER_NAMESPACE = "kube-system"
+# Labels the operator puts on every Prometheus server pod it runs.
+PROMETHEUS_POD_LABELS = {"app.kubernetes.io/name": "prometheus"}
+# Grafana's sidecar loads every ConfigMap with this label as a dashboard.
+DASHBOARD_LABEL = ("grafana_dashboard", "1")
+
+APP_NAME = "ai-agents"  # app.kubernetes.io/name of the workloads (components/workloads.py)
+API_JOB = "ai-agents-api"
+WORKER_JOB = "ai-agents-worker"
+API_PORT = 8000  # /metrics is served by the API itself
+WORKER_METRICS_PORT = 9090  # WORKER_METRICS_PORT: the worker's own Prometheus endpoint
+SCRAPE_INTERVAL = "30s"
+
+
+class RelabelConfig(TypedDict):
+    action: str
+    targetLabel: str
+    replacement: str
+
+
+class Endpoint(TypedDict):
+    port: str
+    path: str
+    interval: str
+    scheme: str
+    relabelings: NotRequired[list[RelabelConfig]]
+
+
+class LabelSelector(TypedDict):
+    matchLabels: dict[str, str]
+
+
+class NamespaceSelector(TypedDict):
+    matchNames: list[str]
+
+
+class ServiceMonitorSpec(TypedDict):
+    selector: LabelSelector
+    namespaceSelector: NamespaceSelector
+    endpoints: list[Endpoint]
+
+
+def cert_manager_metrics_port(chart_version: str) -> str:
+    """The name of cert-manager's metrics Service port (9402): renamed to ``http-metrics`` in v1.21."""
+    major, minor = (int(part) for part in chart_version.lstrip("v").split(".")[:2])
+    return "http-metrics" if (major, minor) >= (1, 21) else "tcp-prometheus-servicemonitor"
+
+
+def load_rules(path: Path = RULES_FILE) -> dict[str, Any]:
+    """The rules file as a PrometheusRule ``spec`` (``{"groups": [...]}``); an error names the file."""
+    document: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(document, dict) or not isinstance(cast(dict[str, Any], document).get("groups"), list):
+        raise ValueError(f"{path.name}: must be a Prometheus rules file with a 'groups' list")
+    return cast(dict[str, Any], document)
+
+
+def load_dashboard(path: Path = DASHBOARD_FILE) -> str:
+    """The dashboard JSON, validated and normalised (one line per key, stable order)."""
+    document: Any = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(document, dict) or "uid" not in document:
+        raise ValueError(f"{path.name}: must be a Grafana dashboard with a uid")
+    return json.dumps(document, indent=1, sort_keys=True)
+
+
+def service_monitor_spec(
+    namespace: str, selector: Mapping[str, str], port: str, job: str | None
+) -> ServiceMonitorSpec:
+    endpoint: Endpoint = {"port": port, "path": "/metrics", "interval": SCRAPE_INTERVAL, "scheme": "http"}
+    if job is not None:
+        endpoint["relabelings"] = [{"action": "replace", "targetLabel": "job", "replacement": job}]
+    return {
+        "selector": {"matchLabels": dict(selector)},
+        "namespaceSelector": {"matchNames": [namespace]},
+        "endpoints": [endpoint],
+    }
+
+
+def alertmanager_config(topic_arn: pulumi.Input[str], region: str) -> dict[str, Any]:
+    """Route every alert to the alarm SNS topic; the always-firing Watchdog goes nowhere."""
+    return {
+        "global": {"resolve_timeout": "5m"},
+        "route": {
+            "receiver": "sns",
+            "group_by": ["alertname", "namespace", "severity"],
+            "group_wait": "30s",
+            "group_interval": "5m",
+            "repeat_interval": "4h",
+            "routes": [
+                {"receiver": "null", "matchers": ['alertname = "Watchdog"']},
+                {"receiver": "null", "matchers": ['alertname = "InfoInhibitor"']},
+            ],
+        },
+        "inhibit_rules": [
+            {
+                "source_matchers": ['severity = "critical"'],
+                "target_matchers": ['severity = "warning"'],
+                "equal": ["alertname", "namespace"],
+            }
+        ],
+        "receivers": [
+            {"name": "null"},
+            {
+                "name": "sns",
+                "sns_configs": [
+                    {
+                        "topic_arn": topic_arn,
+                        # No keys: the AWS SDK picks up the IRSA web identity of the pod.
+                        "sigv4": {"region": region},
+                        "subject": "[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }} ({{ .CommonLabels.severity }})",
+                        "send_resolved": True,
+                        "attributes": {"severity": "{{ .CommonLabels.severity }}"},
+                    }
+                ],
+            },
+        ],
+    }
+
+
+def chart_values(
+    settings: MonitoringSettings,
+    *,
+    replicas: int,
+    alertmanager_role_arn: pulumi.Input[str],
+    topic_arn: pulumi.Input[str],
+    region: str,
+) -> dict[str, Any]:
+    storage = {
+        "volumeClaimTemplate": {
+            "spec": {
+                "storageClassName": STORAGE_CLASS,
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": f"{settings.storage_gib}Gi"}},
+            }
+        }
+    }
+    # Prometheus deletes the oldest blocks before the volume fills (time retention alone cannot).
+    retention_size = f"{max(1, settings.storage_gib * 85 // 100)}GB"
+    return {
+        "fullnameOverride": FULLNAME,
+        "crds": {"enabled": True},
+        "defaultRules": {"create": True},
+        "prometheus-node-exporter": {"namespaceOverride": NODE_EXPORTER_NAMESPACE},
+        "prometheus": {
+            "prometheusSpec": {
+                "replicas": replicas,
+                "retention": f"{settings.retention_days}d",
+                "retentionSize": retention_size,
+                "storageSpec": storage,
+                "scrapeInterval": SCRAPE_INTERVAL,
+                # Select every ServiceMonitor, PodMonitor and rule in the cluster, not only the chart's.
+                "serviceMonitorSelectorNilUsesHelmValues": False,
+                "podMonitorSelectorNilUsesHelmValues": False,
+                "ruleSelectorNilUsesHelmValues": False,
+                "probeSelectorNilUsesHelmValues": False,
+                "resources": {"requests": {"cpu": "250m", "memory": "1Gi"}, "limits": {"memory": "4Gi"}},
+            }
+        },
+        "alertmanager": {
+            "serviceAccount": {
+                "create": True,
+                "name": ALERTMANAGER_SERVICE_ACCOUNT,
+                "annotations": {"eks.amazonaws.com/role-arn": alertmanager_role_arn},
+            },
+            "alertmanagerSpec": {
+                "replicas": replicas,
+                "storage": {
+                    "volumeClaimTemplate": {
+                        "spec": {
+                            "storageClassName": STORAGE_CLASS,
+                            "accessModes": ["ReadWriteOnce"],
+                            "resources": {"requests": {"storage": "2Gi"}},
+                        }
+                    }
+                },
+                "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+            },
+            "config": alertmanager_config(topic_arn, region),
+        },
+        "grafana": {
+            # Empty: the Grafana chart generates a random admin password into its Secret (and keeps
+            # it across upgrades) instead of the chart's well-known default.
+            "adminPassword": "",
+            "defaultDashboardsTimezone": "utc",
+            "sidecar": {
+                "dashboards": {
+                    "enabled": True,
+                    "label": DASHBOARD_LABEL[0],
+                    "labelValue": DASHBOARD_LABEL[1],
+                    "searchNamespace": NAMESPACE,
+                }
+            },
+        },
+    }
+
+
+def alertmanager_policy(topic_arn: str, topic_key_arn: str) -> str:
+    """Publish to the alarm topic, and use its KMS key to do so: nothing else."""
+    return policy_document(
+        [
+            {"Sid": "PublishAlerts", "Effect": "Allow", "Action": "sns:Publish", "Resource": topic_arn},
+            {
+                "Sid": "EncryptForTheTopic",
+                "Effect": "Allow",
+                "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+                "Resource": topic_key_arn,
+            },
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class MonitoringArgs:
+    settings: MonitoringSettings
+    # The cluster's provider: every Kubernetes object and the Helm release are applied with it.
+    provider: k8s.Provider
+    region: str
+    # Namespace of the API and worker (components/workloads.py); cert-manager's namespace and chart
+    # version (the name of its metrics port depends on it).
+    app_namespace: str
+    cert_manager_namespace: str
+    cert_manager_chart_version: str
+    # Where Alertmanager sends alerts (the CloudWatch alarms' topic, components/alarms.py).
+    alarm_topic_arn: pulumi.Input[str]
+    alarm_topic_kms_key_arn: pulumi.Input[str]
+    # IRSA for Alertmanager.
+    oidc_provider_arn: pulumi.Input[str]
+    oidc_issuer: pulumi.Input[str]
+    # Prometheus and Alertmanager replicas (2 in production: a node drain loses neither).
+    replicas: int = 1
+    # What must exist before the ServiceMonitors and the NetworkPolicy (the workloads' namespace).
+    after: Sequence[pulumi.Resource] = field(default_factory=list[pulumi.Resource])
+
+
+class Monitoring(pulumi.ComponentResource):
+    """kube-prometheus-stack with the service's ServiceMonitors, rules and dashboard."""
+
+    namespace: str
+    release_name: str
+    alertmanager_role_arn: pulumi.Output[str]
+    grafana_service: str
+
+    def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("ai-agents:monitoring:Monitoring", name, None, opts)
+        self._name = name
+        on_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider)
+        settings = args.settings
+
+        ns = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=NAMESPACE, labels=restricted_namespace()),
+            opts=on_cluster,
+        )
+        storage_class = k8s.storage.v1.StorageClass(
+            f"{name}-storage-class",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=STORAGE_CLASS),
+            provisioner="ebs.csi.aws.com",
+            parameters={"type": "gp3", "encrypted": "true", "fsType": "ext4"},
+            # Metrics survive `helm uninstall`; deleting the volume is a deliberate act.
+            reclaim_policy="Retain",
+            volume_binding_mode="WaitForFirstConsumer",
+            allow_volume_expansion=True,
+            opts=on_cluster,
+        )
+
+        role = irsa_role(
+            f"{name}-alertmanager",
+            oidc_provider_arn=args.oidc_provider_arn,
+            oidc_issuer=args.oidc_issuer,
+            namespace=NAMESPACE,
+            service_account=ALERTMANAGER_SERVICE_ACCOUNT,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        aws.iam.RolePolicy(
+            f"{name}-alertmanager-sns",
+            role=role.name,
+            policy=pulumi.Output.all(args.alarm_topic_arn, args.alarm_topic_kms_key_arn).apply(
+                lambda v: alertmanager_policy(str(v[0]), str(v[1]))
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+        release = k8s.helm.v3.Release(
+            f"{name}-kube-prometheus-stack",
+            name=RELEASE,
+            chart=CHART,
+            version=settings.chart_version,
+            namespace=ns.metadata.name,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CHART_REPO),
+            values=chart_values(
+                settings,
+                replicas=args.replicas,
+                alertmanager_role_arn=role.arn,
+                topic_arn=args.alarm_topic_arn,
+                region=args.region,
+            ),
+            # A failed upgrade rolls back instead of leaving half a monitoring stack.
+            atomic=True,
+            cleanup_on_fail=True,
+            timeout=900,
+            opts=on_cluster.merge(pulumi.ResourceOptions(depends_on=[storage_class])),
+        )
+        # ServiceMonitor and PrometheusRule are CRDs the release installs: nothing below applies earlier.
+        after_release = on_cluster.merge(pulumi.ResourceOptions(depends_on=[release]))
+        after_workloads = on_cluster.merge(pulumi.ResourceOptions(depends_on=[release, *args.after]))
+
+        for role_name, job, port in (("api", API_JOB, "metrics"), ("worker", WORKER_JOB, "metrics")):
+            selector = {"app.kubernetes.io/name": APP_NAME, "app.kubernetes.io/component": role_name}
+            self._service_monitor(
+                role_name,
+                args.app_namespace,
+                service_monitor_spec(args.app_namespace, selector, port, job),
+                after_workloads,
+            )
+        cert_manager = {"app.kubernetes.io/name": "cert-manager", "app.kubernetes.io/component": "controller"}
+        self._service_monitor(
+            "cert-manager",
+            args.cert_manager_namespace,
+            service_monitor_spec(
+                args.cert_manager_namespace,
+                cert_manager,
+                cert_manager_metrics_port(args.cert_manager_chart_version),
+                None,
+            ),
+            after_release,
+        )
+
+        k8s.apiextensions.CustomResource(
+            f"{name}-rules",
+            api_version="monitoring.coreos.com/v1",
+            kind="PrometheusRule",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name="ai-agents",
+                namespace=NAMESPACE,
+                labels={"app.kubernetes.io/part-of": "ai-agents-platform"},
+            ),
+            spec=load_rules(),
+            opts=after_release,
+        )
+        k8s.core.v1.ConfigMap(
+            f"{name}-dashboard",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name="ai-agents-dashboard",
+                namespace=NAMESPACE,
+                labels={DASHBOARD_LABEL[0]: DASHBOARD_LABEL[1]},
+            ),
+            data={"ai-agents.json": load_dashboard()},
+            opts=on_cluster.merge(pulumi.ResourceOptions(depends_on=[ns])),
+        )
+        self._scrape_policy(args, after_workloads)
+
+        self.namespace = NAMESPACE
+        self.release_name = RELEASE
+        self.alertmanager_role_arn = role.arn
+        self.grafana_service = f"{FULLNAME}-grafana"
+        self.register_outputs(
+            {
+                "namespace": self.namespace,
+                "release_name": self.release_name,
+                "alertmanager_role_arn": self.alertmanager_role_arn,
+                "grafana_service": self.grafana_service,
+            }
+        )
+
+    def _service_monitor(
+        self, role: str, namespace: str, spec: ServiceMonitorSpec, opts: pulumi.ResourceOptions
+    ) -> None:
+        k8s.apiextensions.CustomResource(
+            f"{self._name}-{role}-service-monitor",
+            api_version="monitoring.coreos.com/v1",
+            kind="ServiceMonitor",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=role, namespace=namespace),
+            spec=spec,
+            opts=opts,
+        )
+
+    def _scrape_policy(self, args: MonitoringArgs, opts: pulumi.ResourceOptions) -> None:
+        """The workloads' namespace denies all ingress; admit Prometheus to the two metrics ports."""
+        prometheus = k8s.networking.v1.NetworkPolicyPeerArgs(
+            namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+                match_labels={"kubernetes.io/metadata.name": NAMESPACE}
+            ),
+            pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=PROMETHEUS_POD_LABELS),
+        )
+        k8s.networking.v1.NetworkPolicy(
+            f"{self._name}-scrape",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="metrics-from-prometheus", namespace=args.app_namespace),
+            spec=k8s.networking.v1.NetworkPolicySpecArgs(
+                pod_selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"app.kubernetes.io/name": APP_NAME}),
+                policy_types=["Ingress"],
+                ingress=[
+                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
+                        from_=[prometheus],
+                        ports=[
+                            k8s.networking.v1.NetworkPolicyPortArgs(protocol="TCP", port=port)
+                            for port in (API_PORT, WORKER_METRICS_PORT)
+                        ],
+                    )
+                ],
+            ),
+            opts=opts,
+        )

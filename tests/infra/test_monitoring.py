@@ -1,0 +1,282 @@
+"""Monitoring under mocks, composed with the real platform and workloads: the pinned chart with the
+config's retention and storage, ServiceMonitors that select the workloads' real Services and ports,
+the rules file and dashboard as loaded, Alertmanager paging the alarm topic through IRSA, and a
+NetworkPolicy that lets Prometheus (only) through the workloads' default-deny."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pulumi_kubernetes as k8s
+import pytest
+import yaml
+
+from components.images import Images, ImagesArgs
+from components.monitoring import (
+    CHART,
+    CHART_REPO,
+    DASHBOARD_FILE,
+    NAMESPACE,
+    RULES_FILE,
+    STORAGE_CLASS,
+    Monitoring,
+    MonitoringArgs,
+    cert_manager_metrics_port,
+)
+from components.platform import CERT_MANAGER_NAMESPACE, Platform, PlatformArgs
+from components.workloads import Workloads
+from infra.config import StackConfig
+from tests.infra.harness import Captured, run
+from tests.infra.k8s_fixtures import (
+    ACCOUNT,
+    CONFIG_MAP,
+    GIT_SHA,
+    NETWORK_POLICY,
+    OIDC_ISSUER,
+    OIDC_PROVIDER_ARN,
+    REGION,
+    RELEASE,
+    REPOSITORY_URLS,
+    SERVICE,
+    stack_config,
+    workloads_args,
+)
+
+TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:ai-agents-test-alarms"
+TOPIC_KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
+SERVICE_MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
+PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
+STORAGE_CLASS_TYPE = "kubernetes:storage.k8s.io/v1:StorageClass"
+ROLE = "aws:iam/role:Role"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+
+
+def compose(config: StackConfig) -> Captured:
+    def program() -> None:
+        provider = k8s.Provider("k8s", kubeconfig="{}")
+        platform = Platform(
+            "platform",
+            PlatformArgs(
+                settings=config.platform,
+                provider=provider,
+                region=REGION,
+                oidc_provider_arn=OIDC_PROVIDER_ARN,
+                oidc_issuer=OIDC_ISSUER,
+            ),
+        )
+        images = Images(
+            "images",
+            ImagesArgs(repository_urls=dict(REPOSITORY_URLS), version=config.app.version, git_sha=GIT_SHA),
+        )
+        workloads = Workloads("app", workloads_args(config, provider, platform, images))
+        Monitoring(
+            "mon",
+            MonitoringArgs(
+                settings=config.monitoring,
+                provider=provider,
+                region=REGION,
+                app_namespace=config.app.namespace,
+                cert_manager_namespace=CERT_MANAGER_NAMESPACE,
+                cert_manager_chart_version=config.platform.cert_manager_chart_version,
+                alarm_topic_arn=TOPIC_ARN,
+                alarm_topic_kms_key_arn=TOPIC_KEY_ARN,
+                oidc_provider_arn=OIDC_PROVIDER_ARN,
+                oidc_issuer=OIDC_ISSUER,
+                replicas=2 if config.is_production else 1,
+                after=[workloads],
+            ),
+        )
+
+    return run(program, stack=config.environment)
+
+
+@pytest.fixture(scope="module", params=["staging", "production"])
+def stack(request: pytest.FixtureRequest) -> tuple[StackConfig, Captured]:
+    config = stack_config(str(request.param))
+    return config, compose(config)
+
+
+def chart(captured: Captured) -> dict[str, Any]:
+    return captured.inputs(RELEASE, "mon-kube-prometheus-stack")
+
+
+def monitors(captured: Captured) -> dict[str, dict[str, Any]]:
+    return {
+        r.name.removeprefix("mon-").removesuffix("-service-monitor"): captured.inputs(SERVICE_MONITOR, r.name)
+        for r in captured.of_type(SERVICE_MONITOR)
+    }
+
+
+def test_chart_is_official_pinned_and_sized_from_config(stack: tuple[StackConfig, Captured]) -> None:
+    config, captured = stack
+    inputs = chart(captured)
+    assert inputs["chart"] == CHART
+    assert inputs["repositoryOpts"]["repo"] == CHART_REPO
+    assert inputs["version"] == config.monitoring.chart_version
+    assert inputs["namespace"] == NAMESPACE
+    assert inputs["atomic"] is True
+    spec = inputs["values"]["prometheus"]["prometheusSpec"]
+    assert spec["retention"] == f"{config.monitoring.retention_days}d"
+    claim = spec["storageSpec"]["volumeClaimTemplate"]["spec"]
+    assert claim["resources"]["requests"]["storage"] == f"{config.monitoring.storage_gib}Gi"
+    assert claim["storageClassName"] == STORAGE_CLASS
+    # retentionSize keeps the volume from filling before time-based retention would free it.
+    assert int(spec["retentionSize"].removesuffix("GB")) < config.monitoring.storage_gib
+    assert spec["replicas"] == (2 if config.is_production else 1)
+    # Every ServiceMonitor and rule in the cluster is selected, not only the chart's own.
+    assert spec["serviceMonitorSelectorNilUsesHelmValues"] is False
+    assert spec["ruleSelectorNilUsesHelmValues"] is False
+
+
+def test_prometheus_volume_is_encrypted_gp3_through_the_ebs_csi_driver(
+    stack: tuple[StackConfig, Captured],
+) -> None:
+    _, captured = stack
+    storage = captured.inputs(STORAGE_CLASS_TYPE)
+    assert storage["metadata"]["name"] == STORAGE_CLASS
+    assert storage["provisioner"] == "ebs.csi.aws.com"
+    assert storage["parameters"]["type"] == "gp3"
+    assert storage["parameters"]["encrypted"] == "true"
+    assert (
+        captured.one(STORAGE_CLASS_TYPE).urn in captured.one(RELEASE, "mon-kube-prometheus-stack").depends_on
+    )
+
+
+def test_grafana_has_no_default_password_and_loads_labelled_dashboards(
+    stack: tuple[StackConfig, Captured],
+) -> None:
+    _, captured = stack
+    grafana = chart(captured)["values"]["grafana"]
+    assert grafana["adminPassword"] == ""  # the chart's default is the public "prom-operator"
+    sidecar = grafana["sidecar"]["dashboards"]
+    dashboard = captured.inputs(CONFIG_MAP, "mon-dashboard")
+    assert dashboard["metadata"]["namespace"] == sidecar["searchNamespace"] == NAMESPACE
+    assert dashboard["metadata"]["labels"] == {sidecar["label"]: sidecar["labelValue"]}
+    (text,) = dashboard["data"].values()
+    assert json.loads(text) == json.loads(DASHBOARD_FILE.read_text(encoding="utf-8"))
+
+
+def test_alertmanager_pages_the_alarm_topic_through_irsa(stack: tuple[StackConfig, Captured]) -> None:
+    _, captured = stack
+    alertmanager = chart(captured)["values"]["alertmanager"]
+    receivers = {r["name"]: r for r in alertmanager["config"]["receivers"]}
+    route = alertmanager["config"]["route"]
+    (sns,) = receivers[route["receiver"]]["sns_configs"]
+    assert sns["topic_arn"] == TOPIC_ARN
+    assert sns["sigv4"] == {"region": REGION}  # no access keys: the pod's web identity
+    assert sns["send_resolved"] is True
+    account = alertmanager["serviceAccount"]
+    role = captured.inputs(ROLE, "mon-alertmanager")
+    trust = json.loads(role["assumeRolePolicy"])["Statement"][0]["Condition"]["StringEquals"]
+    assert f"system:serviceaccount:{NAMESPACE}:{account['name']}" in trust.values()
+    # The service account names the role trusted for it (the mock derives the ARN from the role's name).
+    assert re.fullmatch(
+        rf"arn:aws:iam::{ACCOUNT}:role/mon-alertmanager-[0-9a-f]{{7}}",
+        account["annotations"]["eks.amazonaws.com/role-arn"],
+    )
+    policy = json.loads(captured.inputs(ROLE_POLICY, "mon-alertmanager-sns")["policy"])
+    grants = {s["Sid"]: (s["Action"], s["Resource"]) for s in policy["Statement"]}
+    assert grants == {
+        "PublishAlerts": ("sns:Publish", TOPIC_ARN),
+        "EncryptForTheTopic": (["kms:GenerateDataKey", "kms:Decrypt"], TOPIC_KEY_ARN),
+    }
+
+
+def test_service_monitors_select_the_workloads_services_and_named_ports(
+    stack: tuple[StackConfig, Captured],
+) -> None:
+    config, captured = stack
+    found = monitors(captured)
+    assert set(found) == {"api", "worker", "cert-manager"}
+    services = [captured.inputs(SERVICE, r.name) for r in captured.of_type(SERVICE)]
+    for role, job in (("api", "ai-agents-api"), ("worker", "ai-agents-worker")):
+        monitor = found[role]
+        assert monitor["metadata"]["namespace"] == config.app.namespace
+        assert monitor["spec"]["namespaceSelector"] == {"matchNames": [config.app.namespace]}
+        selector = monitor["spec"]["selector"]["matchLabels"]
+        matching = [
+            s
+            for s in services
+            if s["metadata"].get("namespace") == config.app.namespace
+            and all(s["metadata"]["labels"].get(k) == v for k, v in selector.items())
+        ]
+        assert len(matching) == 1, f"{role}: selector {selector} matches {len(matching)} Services"
+        (endpoint,) = monitor["spec"]["endpoints"]
+        assert endpoint["port"] in {p["name"] for p in matching[0]["spec"]["ports"]}
+        assert endpoint["path"] == "/metrics"
+        assert endpoint["relabelings"] == [{"action": "replace", "targetLabel": "job", "replacement": job}]
+
+
+def test_worker_is_scraped_on_its_own_metrics_port(stack: tuple[StackConfig, Captured]) -> None:
+    _, captured = stack
+    (endpoint,) = monitors(captured)["worker"]["spec"]["endpoints"]
+    worker = captured.inputs(SERVICE, "app-worker-svc")
+    (port,) = [p for p in worker["spec"]["ports"] if p["name"] == endpoint["port"]]
+    assert port["port"] == 9090 and port["targetPort"] == "metrics"
+
+
+def test_cert_manager_is_scraped_for_certificate_expiry(stack: tuple[StackConfig, Captured]) -> None:
+    config, captured = stack
+    monitor = monitors(captured)["cert-manager"]
+    assert monitor["metadata"]["namespace"] == CERT_MANAGER_NAMESPACE
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == cert_manager_metrics_port(config.platform.cert_manager_chart_version)
+    assert monitor["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] == "cert-manager"
+
+
+def test_cert_manager_port_name_follows_the_chart_version() -> None:
+    assert cert_manager_metrics_port("v1.19.1") == "tcp-prometheus-servicemonitor"
+    assert cert_manager_metrics_port("v1.21.0") == "http-metrics"
+    assert cert_manager_metrics_port("1.22.3") == "http-metrics"
+
+
+def test_custom_resources_wait_for_the_chart_and_the_workloads(stack: tuple[StackConfig, Captured]) -> None:
+    _, captured = stack
+    release = captured.one(RELEASE, "mon-kube-prometheus-stack").urn
+    # Depending on a component means depending on its children: the namespace among them.
+    namespace = captured.one("kubernetes:core/v1:Namespace", "app-namespace").urn
+    for resource in [*captured.of_type(SERVICE_MONITOR), *captured.of_type(PROMETHEUS_RULE)]:
+        assert release in resource.depends_on, f"{resource.name} does not wait for the CRDs"
+    for role in ("api", "worker"):
+        assert namespace in captured.one(SERVICE_MONITOR, f"mon-{role}-service-monitor").depends_on
+    assert namespace in captured.one(NETWORK_POLICY, "mon-scrape").depends_on
+
+
+def test_prometheus_rule_is_the_rules_file(stack: tuple[StackConfig, Captured]) -> None:
+    _, captured = stack
+    rule = captured.inputs(PROMETHEUS_RULE)
+    assert rule["metadata"] == {
+        "name": "ai-agents",
+        "namespace": NAMESPACE,
+        "labels": {"app.kubernetes.io/part-of": "ai-agents-platform"},
+    }
+    assert rule["spec"] == yaml.safe_load(RULES_FILE.read_text(encoding="utf-8"))
+
+
+def test_prometheus_alone_may_reach_the_metrics_ports(stack: tuple[StackConfig, Captured]) -> None:
+    config, captured = stack
+    policy = captured.inputs(NETWORK_POLICY, "mon-scrape")
+    assert policy["metadata"]["namespace"] == config.app.namespace
+    spec = policy["spec"]
+    assert spec["policyTypes"] == ["Ingress"]
+    assert spec["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "ai-agents"}}
+    (rule,) = spec["ingress"]
+    (peer,) = rule["from"]
+    assert peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": NAMESPACE}}
+    assert peer["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}
+    assert sorted(p["port"] for p in rule["ports"]) == [8000, 9090]
+
+
+def test_every_object_is_parented_and_on_the_cluster_provider(stack: tuple[StackConfig, Captured]) -> None:
+    _, captured = stack
+    component = captured.one("ai-agents:monitoring:Monitoring")
+    children = list(captured.children_of(component.urn))
+    assert len(children) >= 10
+    for child in children:
+        assert child.name.startswith("mon-"), child.name
+        if child.type.startswith("kubernetes:"):
+            assert "::k8s::" in child.provider, f"{child.name} is not applied with the cluster provider"
+            inputs = captured.inputs(child.type, child.name)
+            assert inputs.get("metadata", {}).get("name") or child.type == RELEASE, child.name
