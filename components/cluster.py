@@ -94,8 +94,11 @@ class Cluster(pulumi.ComponentResource):
                 )
                 for i, arn in enumerate(settings.admin_role_arns)
             },
-            # The EKS defaults bootstrap aws-node; the vpc-cni add-on below takes it over.
+            # The core add-ons are declared below as EKS add-ons with explicit ordering (and IRSA for
+            # vpc-cni); pulumi-eks must not create a second copy of any of them.
             use_default_vpc_cni=True,
+            kube_proxy_addon_options=eks.KubeProxyAddonOptionsArgs(enabled=False),
+            coredns_addon_options=eks.CoreDnsAddonOptionsArgs(enabled=False),
             opts=self._child.merge(pulumi.ResourceOptions(depends_on=[log_group])),
         )
         self.name = name
@@ -103,18 +106,28 @@ class Cluster(pulumi.ComponentResource):
         self.oidc_provider_arn = cluster.oidc_provider_arn
         self.oidc_issuer = cluster.oidc_issuer
         self.kubeconfig = pulumi.Output.secret(cluster.kubeconfig_json)
-        self.provider = k8s.Provider(
-            f"{name}-k8s", kubeconfig=self.kubeconfig, enable_server_side_apply=True, opts=self._child
-        )
 
+        networking = self._networking_addons(cluster)
         node_role = self._node_role()
-        groups = [self._node_group(cluster, node_role, group, args) for group in settings.node_groups]
-        self._addons(cluster, groups)
+        groups = [
+            self._node_group(cluster, node_role, group, args, after=networking)
+            for group in settings.node_groups
+        ]
+        scheduled = self._scheduled_addons(cluster, groups)
+        # Everything applied through this provider waits for nodes that can run pods (networking,
+        # DNS, volumes): a Helm release or Deployment never starts against an empty cluster.
+        self.provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=self.kubeconfig,
+            enable_server_side_apply=True,
+            opts=self._child.merge(pulumi.ResourceOptions(depends_on=[*networking, *groups, *scheduled])),
+        )
         self.register_outputs(
             {
                 "name": self.name,
                 "security_group_id": self.security_group_id,
                 "oidc_provider_arn": self.oidc_provider_arn,
+                "oidc_issuer": self.oidc_issuer,
                 "kubeconfig": self.kubeconfig,
             }
         )
@@ -143,7 +156,13 @@ class Cluster(pulumi.ComponentResource):
         return role
 
     def _node_group(
-        self, cluster: eks.Cluster, role: aws.iam.Role, group: NodeGroupSettings, args: ClusterArgs
+        self,
+        cluster: eks.Cluster,
+        role: aws.iam.Role,
+        group: NodeGroupSettings,
+        args: ClusterArgs,
+        *,
+        after: Sequence[pulumi.Resource],
     ) -> eks.ManagedNodeGroup:
         template = aws.ec2.LaunchTemplate(
             f"{self._name}-{group.name}",
@@ -181,40 +200,50 @@ class Cluster(pulumi.ComponentResource):
             ),
             # The autoscaler owns the size after creation; a later `pulumi up` must not reset it.
             ignore_scaling_changes=True,
-            opts=self._child,
+            # Nodes boot with the managed CNI (and its IRSA role) already in place.
+            opts=self._child.merge(pulumi.ResourceOptions(depends_on=list(after))),
         )
 
-    def _addons(self, cluster: eks.Cluster, groups: Sequence[eks.ManagedNodeGroup]) -> None:
-        def role(addon: str, namespace: str, account: str, policy: str) -> aws.iam.Role:
-            irsa = irsa_role(
-                f"{self._name}-{addon}",
-                oidc_provider_arn=self.oidc_provider_arn,
-                oidc_issuer=self.oidc_issuer,
-                namespace=namespace,
-                service_account=account,
-                opts=self._child,
-            )
-            aws.iam.RolePolicyAttachment(
-                f"{self._name}-{addon}", role=irsa.name, policy_arn=MANAGED_POLICY + policy, opts=self._child
-            )
-            return irsa
+    def _addon_role(self, addon: str, service_account: str, policy: str) -> aws.iam.Role:
+        """An IRSA role for an add-on's kube-system service account, with one AWS managed policy."""
+        role = irsa_role(
+            f"{self._name}-{addon}",
+            oidc_provider_arn=self.oidc_provider_arn,
+            oidc_issuer=self.oidc_issuer,
+            namespace="kube-system",
+            service_account=service_account,
+            opts=self._child,
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{self._name}-{addon}", role=role.name, policy_arn=MANAGED_POLICY + policy, opts=self._child
+        )
+        return role
 
+    def _networking_addons(self, cluster: eks.Cluster) -> list[aws.eks.Addon]:
+        """vpc-cni and kube-proxy: daemons every node needs, installed before the nodes join."""
         after_cluster = self._child.merge(pulumi.ResourceOptions(depends_on=[cluster]))
-        after_nodes = self._child.merge(pulumi.ResourceOptions(depends_on=[cluster, *groups]))
-        self._addon(
+        vpc_cni = self._addon(
             "vpc-cni",
             after_cluster,
-            role("vpc-cni", "kube-system", "aws-node", "AmazonEKS_CNI_Policy"),
+            self._addon_role("vpc-cni", "aws-node", "AmazonEKS_CNI_Policy"),
             # NetworkPolicies are enforced by the VPC CNI's network policy agent.
             configuration={"enableNetworkPolicy": "true"},
         )
-        self._addon("kube-proxy", after_cluster)
-        self._addon("coredns", after_nodes)
-        self._addon(
-            "aws-ebs-csi-driver",
-            after_nodes,
-            role("ebs-csi", "kube-system", "ebs-csi-controller-sa", "service-role/AmazonEBSCSIDriverPolicy"),
-        )
+        return [vpc_cni, self._addon("kube-proxy", after_cluster)]
+
+    def _scheduled_addons(
+        self, cluster: eks.Cluster, groups: Sequence[eks.ManagedNodeGroup]
+    ) -> list[aws.eks.Addon]:
+        """coredns and the EBS CSI driver run as Deployments: they need nodes to schedule on."""
+        after_nodes = self._child.merge(pulumi.ResourceOptions(depends_on=[cluster, *groups]))
+        return [
+            self._addon("coredns", after_nodes),
+            self._addon(
+                "aws-ebs-csi-driver",
+                after_nodes,
+                self._addon_role("ebs-csi", "ebs-csi-controller-sa", "service-role/AmazonEBSCSIDriverPolicy"),
+            ),
+        ]
 
     def _addon(
         self,

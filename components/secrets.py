@@ -56,16 +56,22 @@ class AppSecrets(pulumi.ComponentResource):
             min_numeric=4,
             opts=child,
         )
+        # Secret by construction, not only through the provider's schema: every consumer (the cache, the
+        # state, the plan) sees it redacted.
+        auth_token = pulumi.Output.secret(token.result)
         redis_secret = self._secret(name, "redis-auth", f"{namespace}/redis-auth", args, "Redis AUTH token")
         aws.secretsmanager.SecretVersion(
-            f"{name}-redis-auth", secret_id=redis_secret.id, secret_string=token.result, opts=child
+            f"{name}-redis-auth",
+            secret_id=redis_secret.id,
+            secret_string=auth_token,
+            opts=child,
         )
         llm_secret = self._secret(
             name, "llm-api-key", f"{namespace}/llm-api-key", args, "LLM API key (value set by an operator)"
         )
 
         account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
-        self.redis_auth_token = token.result
+        self.redis_auth_token = auth_token
         self.redis_auth_secret_arn = redis_secret.arn
         self.llm_api_key_secret_arn = llm_secret.arn
         self.tenant_secret_prefix = f"{namespace}/tenants/"
@@ -77,6 +83,7 @@ class AppSecrets(pulumi.ComponentResource):
                 "redis_auth_secret_arn": self.redis_auth_secret_arn,
                 "llm_api_key_secret_arn": self.llm_api_key_secret_arn,
                 "tenant_secret_prefix": self.tenant_secret_prefix,
+                "tenant_secret_arn_pattern": self.tenant_secret_arn_pattern,
             }
         )
 

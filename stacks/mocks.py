@@ -414,6 +414,15 @@ class CapturingMonitor(MockMonitor):
         return {"id": registered.id, **unwrap_secrets(state)}
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        # A resource reference input (eks.ManagedNodeGroup's ``cluster``) would be rehydrated by the base
+        # monitor on its worker thread, starting a getResource task on that thread's event loop, which
+        # the program's loop later trips over ("attached to a different loop"). The mocks only need the
+        # referenced URN, which is also what the plan records.
+        wire = json_format.MessageToDict(request.object)
+        plain = _references_as_urns(wire)
+        if plain != wire:
+            request.object.Clear()
+            request.object.update(plain)
         response = super().RegisterResource(request)  # pyright: ignore[reportUnknownMemberType]
         if request.type != "pulumi:pulumi:Stack":
             self.registrations.append(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import re
+import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -16,7 +16,8 @@ def counts_by_type(resources: Iterable[Resource]) -> list[tuple[str, int]]:
 
 
 def _node_id(urn: str) -> str:
-    return "n" + re.sub(r"[^A-Za-z0-9]", "_", urn.rsplit("::", 1)[-1])
+    # From the whole URN: components of different types share names (``ai-agents-staging``).
+    return "n" + hashlib.sha256(urn.encode()).hexdigest()[:12]
 
 
 def component_graph(resources: Iterable[Resource]) -> str:

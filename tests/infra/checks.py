@@ -6,6 +6,9 @@ show that they fail.
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from tests.infra.harness import Captured
 
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
@@ -44,3 +47,45 @@ def assert_children_parented(captured: Captured, component_type: str) -> None:
     assert children, "the component declared no children"
     orphans = [r.name for r in children if r.parent != component.urn]
     assert not orphans, f"not parented to the component: {orphans}"
+
+
+def statements(document: str | dict[str, Any]) -> list[dict[str, Any]]:
+    """The statements of an IAM policy document (JSON text or parsed), always as a list."""
+    parsed: dict[str, Any] = json.loads(document) if isinstance(document, str) else document
+    found = parsed["Statement"]
+    return found if isinstance(found, list) else [found]
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def assert_exact_permissions(
+    document: str | dict[str, Any], *, allowed_patterns: tuple[str, ...] = ()
+) -> None:
+    """No wildcard action, no ``Resource: "*"``; a resource may contain ``*`` only if it is listed in
+    ``allowed_patterns`` (each pattern ending in ``/*``, so it stays scoped to a name prefix)."""
+    for statement in statements(document):
+        assert statement["Effect"] == "Allow", statement
+        assert "NotAction" not in statement and "NotResource" not in statement, statement
+        for action in as_list(statement["Action"]):
+            assert "*" not in action, f"wildcard action {action!r} in {statement}"
+        for resource in as_list(statement["Resource"]):
+            if "*" in resource:
+                assert resource in allowed_patterns, f"wildcard resource {resource!r} in {statement}"
+                assert resource.endswith("/*") and resource.count("*") == 1, resource
+
+
+def assert_irsa_trust(document: str, *, provider_arn: str, issuer: str, namespace: str, account: str) -> None:
+    """Only ``namespace:account`` of the cluster behind ``provider_arn`` may assume the role, for STS."""
+    [statement] = statements(document)
+    assert statement["Effect"] == "Allow"
+    assert statement["Principal"] == {"Federated": provider_arn}
+    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    # StringEquals, never StringLike: a pattern would let other service accounts assume the role.
+    assert statement["Condition"] == {
+        "StringEquals": {
+            f"{issuer}:sub": f"system:serviceaccount:{namespace}:{account}",
+            f"{issuer}:aud": "sts.amazonaws.com",
+        }
+    }

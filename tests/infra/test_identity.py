@@ -8,9 +8,16 @@ from typing import Any
 
 import pytest
 
-from components.identity import APP_DB_USER, SERVICE_ACCOUNTS
+from components.identity import APP_DB_USER, SERVICE_ACCOUNTS, AppIdentity, AppIdentityArgs
 from infra.config import StackConfig, load_stack_file
-from tests.infra.harness import Captured, run_stack
+from tests.infra.checks import (
+    as_list,
+    assert_children_parented,
+    assert_exact_permissions,
+    assert_irsa_trust,
+    statements,
+)
+from tests.infra.harness import Captured, resolve, run, run_stack
 
 
 @pytest.fixture(scope="module", params=["staging", "production"])
@@ -110,3 +117,124 @@ def test_the_wildcard_check_catches_a_star() -> None:
         no_wildcards({"Statement": [{"Action": "secretsmanager:*", "Resource": "arn:x"}]}, set())
     with pytest.raises(AssertionError):
         no_wildcards({"Statement": [{"Action": "secretsmanager:GetSecretValue", "Resource": "*"}]}, set())
+
+
+# --- The component on its own, with literal ARNs: what it builds from exactly what it is given ---------
+
+REGION = "eu-west-1"
+ACCOUNT = "123456789012"  # the mock account (aws.get_caller_identity)
+ISSUER = "oidc.eks.eu-west-1.amazonaws.com/id/ABCDEF0123456789"
+OIDC_ARN = f"arn:aws:iam::{ACCOUNT}:oidc-provider/{ISSUER}"
+SECRETS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/secrets"
+REDIS_SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:ai-agents/staging/redis-auth-AbCdEf"
+LLM_SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:ai-agents/staging/llm-api-key-GhIjKl"
+TENANTS = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:ai-agents/staging/tenants/*"
+MASTER_SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:rds!db-0123-MnOpQr"
+DB_RESOURCE_ID = "db-ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+DB_USER_ARN = f"arn:aws:rds-db:{REGION}:{ACCOUNT}:dbuser:{DB_RESOURCE_ID}/{APP_DB_USER}"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+EXPECTED_SECRETS = {
+    "api": {REDIS_SECRET, TENANTS},
+    "worker": {REDIS_SECRET, LLM_SECRET, TENANTS},
+    "migrations": {MASTER_SECRET},
+}
+
+
+def _component() -> tuple[Captured, dict[str, Any]]:
+    role_arns: dict[str, Any] = {}
+
+    def program() -> None:
+        identity = AppIdentity(
+            "app",
+            AppIdentityArgs(
+                namespace="ai-agents",
+                region=REGION,
+                oidc_provider_arn=OIDC_ARN,
+                oidc_issuer=ISSUER,
+                secrets_kms_key_arn=SECRETS_KEY,
+                redis_auth_secret_arn=REDIS_SECRET,
+                llm_api_key_secret_arn=LLM_SECRET,
+                tenant_secret_arn_pattern=TENANTS,
+                database_master_secret_arn=MASTER_SECRET,
+                database_resource_id=DB_RESOURCE_ID,
+            ),
+        )
+        role_arns.update(identity.role_arns)
+
+    return run(program), role_arns
+
+
+@pytest.fixture(scope="module")
+def component() -> tuple[Captured, dict[str, Any]]:
+    return _component()
+
+
+def grants_exactly(document: dict[str, Any], account: str) -> None:
+    """Its secrets, the secrets key only through Secrets Manager, and (app) rds-db:connect as ``app``."""
+    assert_exact_permissions(document, allowed_patterns=(TENANTS,))
+    actions: dict[str, list[dict[str, Any]]] = {}
+    for statement in statements(document):
+        actions.setdefault(statement["Action"], []).append(statement)
+    expected = {"secretsmanager:GetSecretValue", "kms:Decrypt"}
+    if account != "migrations":
+        expected.add("rds-db:connect")
+    assert set(actions) == expected, actions
+    [read] = actions["secretsmanager:GetSecretValue"]
+    assert set(as_list(read["Resource"])) == EXPECTED_SECRETS[account]
+    [decrypt] = actions["kms:Decrypt"]
+    assert decrypt["Resource"] == SECRETS_KEY
+    assert decrypt["Condition"] == {
+        "StringEquals": {"kms:ViaService": f"secretsmanager.{REGION}.amazonaws.com"}
+    }
+    if account != "migrations":
+        [connect] = actions["rds-db:connect"]
+        assert connect["Resource"] == DB_USER_ARN
+
+
+@pytest.mark.parametrize("account", SERVICE_ACCOUNTS)
+def test_component_builds_exact_policies_from_its_inputs(
+    component: tuple[Captured, dict[str, Any]], account: str
+) -> None:
+    captured, role_arns = component
+    grants_exactly(json.loads(captured.inputs(ROLE_POLICY, f"app-{account}")["policy"]), account)
+    role = captured.one("aws:iam/role:Role", f"app-{account}")
+    assert role.urn in captured.one(ROLE_POLICY, f"app-{account}").depends_on, "policy on another role"
+    assert_irsa_trust(
+        captured.inputs("aws:iam/role:Role", f"app-{account}")["assumeRolePolicy"],
+        provider_arn=OIDC_ARN,
+        issuer=ISSUER,
+        namespace="ai-agents",
+        account=account,
+    )
+    assert resolve(role_arns[account]) == role.outputs["arn"], "role_arns maps each account to its own role"
+
+
+def test_component_children_are_parented(component: tuple[Captured, dict[str, Any]]) -> None:
+    captured, role_arns = component
+    assert sorted(role_arns) == sorted(SERVICE_ACCOUNTS)
+    assert_children_parented(captured, "ai-agents:identity:AppIdentity")
+
+
+def test_the_exact_grant_check_catches_widened_permissions_and_trust(
+    component: tuple[Captured, dict[str, Any]],
+) -> None:
+    """Mutations: a wildcard action, Resource "*", the worker's LLM key on the api, a StringLike trust."""
+    captured, _ = component
+    api = json.loads(captured.inputs(ROLE_POLICY, "app-api")["policy"])
+    grants_exactly(api, "api")
+    read = next(s for s in statements(api) if s["Action"] == "secretsmanager:GetSecretValue")
+    others = [s for s in statements(api) if s is not read]
+    for widened in (
+        {**read, "Action": "secretsmanager:*"},
+        {**read, "Resource": "*"},
+        {**read, "Resource": [*read["Resource"], LLM_SECRET]},
+        {**read, "Resource": [*read["Resource"], f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:*"]},
+    ):
+        with pytest.raises(AssertionError):
+            grants_exactly({**api, "Statement": [widened, *others]}, "api")
+    trust = json.loads(captured.inputs("aws:iam/role:Role", "app-api")["assumeRolePolicy"])
+    trust["Statement"][0]["Condition"] = {"StringLike": trust["Statement"][0]["Condition"]["StringEquals"]}
+    with pytest.raises(AssertionError):
+        assert_irsa_trust(
+            json.dumps(trust), provider_arn=OIDC_ARN, issuer=ISSUER, namespace="ai-agents", account="api"
+        )

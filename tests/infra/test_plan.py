@@ -156,3 +156,20 @@ def test_unknown_stack_is_exit_2() -> None:
     result = plan_cli("qa")
     assert result.returncode == 2
     assert result.stderr.strip() == "error: Pulumi.qa.yaml: no such stack file (stacks: production, staging)"
+
+
+def test_component_graph_has_one_node_per_component() -> None:
+    from stacks.report import component_graph
+
+    resources = [
+        {"urn": "urn:pulumi:s::p::a:keys:Keys::same", "type": "a:keys:Keys", "name": "same", "custom": False},
+        {
+            "urn": "urn:pulumi:s::p::a:net:Network::same",
+            "type": "a:net:Network",
+            "name": "same",
+            "custom": False,
+        },
+    ]
+    graph = component_graph(resources)
+    nodes = [line for line in graph.splitlines() if '["' in line]
+    assert len({line.split("[", 1)[0].strip() for line in nodes}) == 2

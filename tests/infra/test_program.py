@@ -7,6 +7,7 @@ import pytest
 
 from infra.config import StackConfig, load_stack_file
 from stacks.plan import load_config, run_program
+from tests.infra.checks import as_list, assert_irsa_trust, statements
 from tests.infra.harness import Captured, run_stack
 
 INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
@@ -73,3 +74,117 @@ def test_stack_outputs_for_operators(stack_name: str) -> None:
     assert set(outputs["imageDigests"]) == {"api", "worker", "migrations"}
     assert all(d.startswith("sha256:") for d in outputs["imageDigests"].values())
     assert outputs["apiUrl"] == f"https://{config.public_hostname}"
+
+
+# --- Security properties that hold only when the components are composed right ----------------------
+
+
+def _key_arn(config: StackConfig, captured: Captured, purpose: str) -> str:
+    return str(captured.outputs("aws:kms/key:Key", f"ai-agents-{config.environment}-{purpose}")["arn"])
+
+
+def kubernetes_objects_use_the_cluster_provider(captured: Captured) -> None:
+    """Never the ambient kubeconfig: every Kubernetes resource goes through the cluster's provider."""
+    provider = captured.one("pulumi:providers:kubernetes")
+    kubernetes = [r for r in captured.registrations if r.type.startswith("kubernetes:") and r.custom]
+    assert kubernetes, "the program declares no Kubernetes resources"
+    for resource in kubernetes:
+        assert resource.provider.startswith(provider.urn + "::"), f"{resource.urn} uses {resource.provider!r}"
+
+
+def test_each_store_is_encrypted_with_its_own_key(stack: tuple[StackConfig, Captured]) -> None:
+    config, captured = stack
+    assert captured.inputs("eks:index:Cluster")["encryptionConfigKeyArn"] == _key_arn(config, captured, "eks")
+    control_plane_logs = captured.inputs(
+        "aws:cloudwatch/logGroup:LogGroup", f"ai-agents-{config.environment}-control-plane"
+    )
+    assert control_plane_logs["kmsKeyId"] == _key_arn(config, captured, "logs")
+    for secret in captured.of_type("aws:secretsmanager/secret:Secret"):
+        assert secret.inputs["kmsKeyId"] == _key_arn(config, captured, "secrets"), secret.name
+    for repository in captured.of_type("aws:ecr/repository:Repository"):
+        assert repository.inputs["encryptionConfigurations"][0]["kmsKey"] == _key_arn(config, captured, "ecr")
+
+
+def test_control_plane_is_audited_and_reachable_only_from_admin_cidrs(
+    stack: tuple[StackConfig, Captured],
+) -> None:
+    config, captured = stack
+    cluster = captured.inputs("eks:index:Cluster")
+    assert cluster["name"] == f"ai-agents-{config.environment}", "subnets are tagged for this name"
+    for subnet in captured.of_type("aws:ec2/subnet:Subnet"):
+        assert f"kubernetes.io/cluster/{cluster['name']}" in subnet.inputs["tags"]
+    assert cluster["enabledClusterLogTypes"] == [
+        "api",
+        "audit",
+        "authenticator",
+        "controllerManager",
+        "scheduler",
+    ]
+    assert cluster["endpointPrivateAccess"] is True
+    assert cluster["publicAccessCidrs"] == config.cluster.public_access_cidrs
+    assert "0.0.0.0/0" not in cluster["publicAccessCidrs"]
+
+
+def test_nodes_run_in_the_private_subnets_with_imdsv2(stack: tuple[StackConfig, Captured]) -> None:
+    config, captured = stack
+    private = [
+        s.outputs["id"]
+        for s in captured.of_type("aws:ec2/subnet:Subnet")
+        if s.name.startswith(f"ai-agents-{config.environment}-private-")
+    ]
+    assert len(private) == config.network.az_count
+    assert captured.inputs("eks:index:Cluster")["privateSubnetIds"] == private
+    assert captured.inputs("eks:index:Cluster")["nodeAssociatePublicIpAddress"] is False
+    groups = captured.of_type("eks:index:ManagedNodeGroup")
+    assert len(groups) == len(config.cluster.node_groups)
+    for group in groups:
+        assert group.inputs["subnetIds"] == private
+    for template in captured.of_type("aws:ec2/launchTemplate:LaunchTemplate"):
+        options = template.inputs["metadataOptions"]
+        assert options["httpTokens"] == "required" and options["httpPutResponseHopLimit"] == 1
+
+
+def test_app_roles_trust_this_clusters_oidc_provider(stack: tuple[StackConfig, Captured]) -> None:
+    config, captured = stack
+    eks = captured.outputs("eks:index:Cluster")
+    for account in ("api", "worker", "migrations"):
+        role = captured.inputs("aws:iam/role:Role", f"ai-agents-{config.environment}-{account}")
+        assert_irsa_trust(
+            role["assumeRolePolicy"],
+            provider_arn=eks["oidcProviderArn"],
+            issuer=eks["oidcIssuer"],
+            namespace=config.app.namespace,
+            account=account,
+        )
+
+
+def test_no_iam_policy_in_the_program_allows_a_wildcard_action(stack: tuple[StackConfig, Captured]) -> None:
+    _, captured = stack
+    documents = [
+        p.inputs["policy"]
+        for p in (
+            *captured.of_type("aws:iam/rolePolicy:RolePolicy"),
+            *captured.of_type("aws:iam/policy:Policy"),
+        )
+    ]
+    assert documents
+    for document in documents:
+        for statement in statements(document):
+            # The pack's definition (policy/iam.py): "*" or "service:*". A suffix such as
+            # kms:GenerateDataKey* names one family of calls; the app's own roles allow none.
+            wildcards = [a for a in as_list(statement["Action"]) if a == "*" or a.endswith(":*")]
+            assert not wildcards, statement
+
+
+def test_kubernetes_resources_use_the_cluster_provider(stack: tuple[StackConfig, Captured]) -> None:
+    _, captured = stack
+    kubernetes_objects_use_the_cluster_provider(captured)
+
+
+def test_the_provider_check_catches_a_resource_on_the_ambient_provider() -> None:
+    """Mutation: a Kubernetes object on the default provider must fail the provider check."""
+    captured = run_stack("staging")
+    victim = next(r for r in captured.registrations if r.type.startswith("kubernetes:") and r.custom)
+    victim.provider = "urn:pulumi:staging::ai-agents-platform::pulumi:providers:kubernetes::default::id"
+    with pytest.raises(AssertionError, match="uses"):
+        kubernetes_objects_use_the_cluster_provider(captured)

@@ -3,12 +3,17 @@ what humans supply, tenant secrets confined to the stack's prefix."""
 
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
-from components.secrets import AUTH_TOKEN_LENGTH, AUTH_TOKEN_SPECIALS
+import pulumi
+import pytest
+from pulumi.runtime.sync_await import _sync_await  # pyright: ignore[reportPrivateUsage]
+
+from components.secrets import AUTH_TOKEN_LENGTH, AUTH_TOKEN_SPECIALS, AppSecrets, AppSecretsArgs
 from infra.config import StackConfig, load_stack_file
 from stacks.mocks import is_secret
-from tests.infra.harness import Captured, run_stack
+from tests.infra.checks import assert_children_parented
+from tests.infra.harness import Captured, resolve, run, run_stack
 
 SECRET = "aws:secretsmanager/secret:Secret"
 VERSION = "aws:secretsmanager/secretVersion:SecretVersion"
@@ -69,3 +74,64 @@ def test_the_alphabet_check_catches_a_forbidden_character() -> None:
     auth_token_alphabet_is_valid(AUTH_TOKEN_SPECIALS)
     with pytest.raises(AssertionError):
         auth_token_alphabet_is_valid(AUTH_TOKEN_SPECIALS + "@")
+
+
+# --- The component on its own: literal key, its outputs ------------------------------------------------
+
+SECRETS_KEY = "arn:aws:kms:eu-west-1:123456789012:key/secrets"
+
+
+def _component(stack: str) -> tuple[Captured, dict[str, Any]]:
+    outputs: dict[str, Any] = {}
+
+    def program() -> None:
+        secrets = AppSecrets(
+            "app",
+            AppSecretsArgs(stack=stack, region="eu-west-1", kms_key_arn=SECRETS_KEY, recovery_window_days=7),
+        )
+        outputs.update(
+            token=secrets.redis_auth_token,
+            pattern=secrets.tenant_secret_arn_pattern,
+            prefix=secrets.tenant_secret_prefix,
+        )
+
+    return run(program, stack=stack), outputs
+
+
+def secrets_are_encrypted_and_recoverable(captured: Captured, kms_key_arn: str, days: int) -> None:
+    secrets = captured.of_type(SECRET)
+    assert secrets, "no secret declared"
+    for secret in secrets:
+        assert secret.inputs.get("kmsKeyId") == kms_key_arn, (
+            f"{secret.name} is not encrypted with the secrets key"
+        )
+        assert secret.inputs.get("recoveryWindowInDays") == days, f"{secret.name} recovery window"
+
+
+@pytest.mark.parametrize("stack_name", ["staging", "production"])
+def test_tenant_secrets_have_their_own_prefix_outside_the_app_secrets(stack_name: str) -> None:
+    """The one wildcard in IAM (tenants/*) must not reach the Redis token or the LLM key."""
+    captured, outputs = _component(stack_name)
+    secrets_are_encrypted_and_recoverable(captured, SECRETS_KEY, 7)
+    assert outputs["prefix"] == f"ai-agents/{stack_name}/tenants/"
+    assert resolve(outputs["pattern"]) == (
+        f"arn:aws:secretsmanager:eu-west-1:123456789012:secret:ai-agents/{stack_name}/tenants/*"
+    )
+    for secret in captured.of_type(SECRET):
+        assert not secret.inputs["name"].startswith(outputs["prefix"]), secret.inputs["name"]
+    assert_children_parented(captured, "ai-agents:secrets:AppSecrets")
+
+
+def test_the_token_output_is_secret_whatever_the_provider_says() -> None:
+    """Secret by construction: the mocks do not apply the random provider's secret outputs."""
+    _, outputs = _component("staging")
+    token: pulumi.Output[str] = outputs["token"]
+    assert _sync_await(token.is_secret())
+
+
+def test_the_encryption_check_catches_the_aws_managed_key() -> None:
+    """Mutation: a secret on the AWS-managed key must fail the check above."""
+    captured, _ = _component("staging")
+    captured.of_type(SECRET)[0].inputs["kmsKeyId"] = "alias/aws/secretsmanager"
+    with pytest.raises(AssertionError, match="not encrypted"):
+        secrets_are_encrypted_and_recoverable(captured, SECRETS_KEY, 7)
