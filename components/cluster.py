@@ -15,7 +15,7 @@ import pulumi_aws as aws
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
-from components.irsa import irsa_role, policy_document
+from components.irsa import irsa_role, service_trust_policy
 from infra.config import ClusterSettings, NodeGroupSettings
 
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
@@ -135,15 +135,7 @@ class Cluster(pulumi.ComponentResource):
     def _node_role(self) -> aws.iam.Role:
         role = aws.iam.Role(
             f"{self._name}-node",
-            assume_role_policy=policy_document(
-                [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"Service": "ec2.amazonaws.com"},
-                        "Action": "sts:AssumeRole",
-                    }
-                ]
-            ),
+            assume_role_policy=service_trust_policy("ec2.amazonaws.com"),
             opts=self._child,
         )
         for policy in NODE_POLICIES:

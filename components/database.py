@@ -7,7 +7,6 @@ the migrations job derives from that secret.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -15,6 +14,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.firewall import security_group_admitting_only
+from components.irsa import service_trust_policy
 from infra.config import DatabaseSettings
 
 POSTGRES_PORT = 5432
@@ -217,18 +217,7 @@ class Database(pulumi.ComponentResource):
         """The role Enhanced Monitoring assumes to publish OS metrics to CloudWatch."""
         role = aws.iam.Role(
             f"{self._name}-monitoring",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": MONITORING_PRINCIPAL},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=service_trust_policy(MONITORING_PRINCIPAL),
             opts=self._child,
         )
         aws.iam.RolePolicyAttachment(

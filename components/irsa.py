@@ -1,6 +1,7 @@
-"""IAM roles for Kubernetes service accounts (IRSA), shared by every component that needs one.
+"""IAM trust and policy documents shared by the components: IRSA roles for Kubernetes service accounts,
+and roles that AWS services assume.
 
-Not a component: a role belongs to the component whose pods assume it.
+Not a component: a role belongs to the component whose pods (or service) assume it.
 """
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ def irsa_trust_policy(oidc_provider_arn: str, oidc_issuer: str, namespace: str, 
 
 def policy_document(statements: Sequence[Statement]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def service_trust_policy(service: str) -> str:
+    """Trust for a role an AWS service assumes (``ec2.amazonaws.com``, ``vpc-flow-logs.amazonaws.com``…)."""
+    return policy_document(
+        [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]
+    )
 
 
 def irsa_role(

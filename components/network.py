@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.irsa import service_trust_policy
 from infra.config import NetworkSettings
 
 FLOW_LOG_PRINCIPAL = "vpc-flow-logs.amazonaws.com"
@@ -194,18 +195,7 @@ class Network(pulumi.ComponentResource):
         )
         role = aws.iam.Role(
             f"{self._name}-flow-logs",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": FLOW_LOG_PRINCIPAL},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=service_trust_policy(FLOW_LOG_PRINCIPAL),
             opts=self._child,
         )
         aws.iam.RolePolicy(
