@@ -10,7 +10,7 @@ DEPS_STAMP := $(VENV)/.deps-installed
 SYSTEM_STAMP := build/.system-deps-installed
 STACK ?= staging
 
-.PHONY: help deps system-deps plan test lint typecheck pytest run bench clean
+.PHONY: help deps system-deps plan test lint typecheck pytest run smoke bench clean
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -50,6 +50,17 @@ pytest: deps system-deps $(CHECKOV_STAMP) ## the whole pytest suite (starts its 
 	@$(PY) -m pytest
 
 test: deps system-deps lint typecheck pytest ## everything CI runs: linters, type check, the whole suite
+
+run: deps system-deps ## the whole service locally, no Docker (fakes unless LLM_*/--servicedesk-url are real)
+	@$(PY) -m app.localrun $(RUN_ARGS)
+
+smoke: deps ## smoke-test a running instance: make smoke URL=http://127.0.0.1:8000 TENANT=demo SECRET=...
+	@SMOKE_WEBHOOK_SECRET="$(SECRET)" $(PY) -m app.smoke --base-url "$(URL)" $(if $(TENANT),--tenant "$(TENANT)")
+
+BENCHMARKS := plan ingest worker e2e scale
+bench: deps system-deps ## all benchmarks (a few minutes; needs wrk): tables, bench/results/*.json, scale.png
+	@command -v wrk >/dev/null || { echo "make bench needs wrk (apt-get install wrk)"; exit 2; }
+	@for b in $(BENCHMARKS); do echo "== bench.$$b"; $(PY) -m bench.$$b || exit 1; done
 
 clean: ## remove build output (keeps the virtualenv)
 	rm -rf build .pytest_cache .ruff_cache

@@ -19,13 +19,44 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 
 
+def results_dir() -> Path:
+    """`bench/results`, or `$BENCH_RESULTS_DIR` (the quick-mode test keeps recorded results intact)."""
+    override = os.environ.get("BENCH_RESULTS_DIR")
+    return Path(override) if override else RESULTS
+
+
+def _memory_gib() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024**2, 1)
+    except OSError:
+        pass
+    return None
+
+
 def machine() -> dict[str, Any]:
     return {
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
+        "memory_gib": _memory_gib(),
+        # 1, 5 and 15 minute load averages when the result is written: other work on the machine
+        # (a test suite, a build) shows up here and explains a noisy figure.
+        "load_average": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """The q-th percentile (0-100), linear interpolation between closest ranks."""
+    if not samples:
+        raise ValueError("no samples")
+    ordered = sorted(samples)
+    rank = (len(ordered) - 1) * q / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def time_command(argv: list[str], repeat: int) -> list[float]:
@@ -52,8 +83,9 @@ def summarise(samples: list[float]) -> dict[str, float]:
 
 
 def write_result(name: str, result: dict[str, Any]) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+    directory = results_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.json"
     path.write_text(json.dumps({"benchmark": name, "machine": machine(), **result}, indent=2) + "\n")
     return path
 

@@ -29,6 +29,13 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+class _Server(ThreadingHTTPServer):
+    # The stdlib's listen backlog of 5 drops SYNs when dozens of workers connect at once (each drop
+    # costs the client a 1 s retransmit); a real upstream accepts far more.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class FakeServer:
     """Subclasses implement `handle(method, path, headers, body) -> Reply`."""
 
@@ -36,6 +43,10 @@ class FakeServer:
         self._faults: dict[str, deque[Fault]] = defaultdict(deque)
         self._lock = threading.Lock()
         self.requests: list[dict[str, Any]] = []
+        # Fixed service time added to every reply (benchmarks: a slow LLM or ServiceDesk Plus); 0 = none.
+        self.latency = 0.0
+        # False: do not keep `requests` (benchmarks send thousands; tests inspect them).
+        self.record_requests = True
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -48,10 +59,15 @@ class FakeServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 reply = fake.dispatch(self.command, self.path, dict(self.headers.items()), body)
-                payload = b"" if reply.body is None else json.dumps(reply.body).encode()
+                # bytes are sent as they are (garbage replies for fault tests); anything else as JSON.
+                if isinstance(reply.body, bytes):
+                    payload = reply.body
+                else:
+                    payload = b"" if reply.body is None else json.dumps(reply.body).encode()
                 try:
                     self.send_response(reply.status)
-                    self.send_header("Content-Type", "application/json;charset=UTF-8")
+                    if "content-type" not in {name.lower() for name in reply.headers}:
+                        self.send_header("Content-Type", "application/json;charset=UTF-8")
                     self.send_header("Content-Length", str(len(payload)))
                     for name, value in reply.headers.items():
                         self.send_header(name, value)
@@ -62,7 +78,7 @@ class FakeServer:
 
             do_GET = do_POST = do_PUT = do_DELETE = _serve  # noqa: N815
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self.port = int(self._httpd.server_address[1])
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
@@ -88,8 +104,11 @@ class FakeServer:
         return f"{method} {path.split('?', 1)[0]}"
 
     def dispatch(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
+        if self.latency > 0:
+            time.sleep(self.latency)
         with self._lock:
-            self.requests.append({"method": method, "path": path, "headers": headers, "body": body})
+            if self.record_requests:
+                self.requests.append({"method": method, "path": path, "headers": headers, "body": body})
             queue = self._faults.get(self.fault_key(method, path, body))
             fault = queue.popleft() if queue else None
         if fault is not None and not fault.after:
