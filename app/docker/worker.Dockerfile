@@ -1,0 +1,57 @@
+# syntax=docker/dockerfile:1.7
+# The worker image: a Celery worker (threads pool) consuming the `enhancements` queue, metrics on :9090
+# (components/workloads.py runs it as UID 10001 with a read-only root filesystem; /tmp is the only
+# writable path; its liveness probe runs `sh -c "celery ... inspect ping"`, so the image keeps `sh`).
+# The build stage is identical in api, worker and migrations.Dockerfile, so the three builds share cache.
+
+# python:3.11.13-slim-bookworm (Debian 12), pinned by digest: a re-pushed tag cannot change the image.
+ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm@sha256:86adf8dbadc3d6e82ee5dd2c74bec2e1c2467cdad47886280501df722372d2e1
+
+# --- build: the project wheel and its run-time dependencies, installed into /opt/venv -----------
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_ROOT_USER_ACTION=ignore
+WORKDIR /src
+RUN python -m venv /opt/venv
+# Only what the wheel is built from (.dockerignore keeps everything else out of the context).
+COPY pyproject.toml README.md ./
+COPY app ./app
+# The base dependencies of pyproject.toml are the run-time set; extras (infra, dev) never enter the image.
+# pip compiles the bytecode here, so nothing has to be written at run time (read-only root FS).
+RUN /opt/venv/bin/pip wheel --no-cache-dir --wheel-dir /wheels . \
+ && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels /wheels/ai_agents_platform-*.whl \
+ && /opt/venv/bin/pip uninstall --yes pip setuptools wheel
+
+# --- run: the interpreter, the installed environment, nothing else --------------------------------
+FROM ${PYTHON_IMAGE} AS run
+ARG VERSION=0.1.0
+ARG GIT_SHA=unknown
+ARG SOURCE_URL=https://github.com/ai-agents-platform/ai-agents-platform
+LABEL org.opencontainers.image.title="ai-agents-worker" \
+      org.opencontainers.image.description="Multi-tenant ServiceDesk Plus ticket enhancement: Celery worker" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${GIT_SHA}" \
+      org.opencontainers.image.source="${SOURCE_URL}" \
+      org.opencontainers.image.licenses="LicenseRef-Proprietary"
+# A fixed, high UID/GID (>= 10000: never a host user; the pods set runAsUser/runAsGroup 10001).
+RUN groupadd --system --gid 10001 app \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin app
+COPY --from=build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:${PATH} \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp \
+    TMPDIR=/tmp
+# An empty, root-owned working directory: nothing on sys.path but the installed environment.
+WORKDIR /srv
+USER 10001:10001
+EXPOSE 9090
+# The metrics server runs in the worker process (WORKER_METRICS_PORT): it answers while the process lives.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/metrics' % os.environ.get('WORKER_METRICS_PORT', '9090'), timeout=4)"]
+# Celery is PID 1. SIGTERM = warm shutdown: stop consuming, let running tasks finish (late acks
+# redeliver anything a SIGKILL cuts short); the pod's grace period outlasts the task time limit.
+STOPSIGNAL SIGTERM
+CMD ["celery", "-A", "app.worker.celery_app", "worker", "--pool", "threads", "--queues", "enhancements", "--without-gossip", "--without-mingle", "--loglevel", "INFO"]
