@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from app.clients.errors import PermanentError, TransientError, parse_retry_after
@@ -113,6 +114,10 @@ class LLMClient:
             raise PermanentError(f"llm answered {status}") from None
         finally:
             LLM_LATENCY.labels(outcome).observe(time.perf_counter() - started)
+        # The SDK does not validate a 200 body: an HTML page from a proxy comes back as a str.
+        if not isinstance(completion, ChatCompletion):
+            LLM_ERRORS.labels("invalid_response").inc()
+            raise PermanentError("llm returned a response that is not a chat completion")
         if not completion.choices or not completion.choices[0].message.content:
             LLM_ERRORS.labels("empty").inc()
             raise PermanentError("llm returned no content")

@@ -25,7 +25,13 @@ class Prompt:
     user: Template
 
     def render(self, **fields: str | None) -> tuple[str, str]:
-        values = {key: (value if value else "unknown") for key, value in fields.items()}
+        # One line per field (whitespace collapsed, as plain_text does for the description): ticket text
+        # cannot add lines that pose as another field, a section header or a new turn (prompt injection;
+        # docs/reliability.md). Template syntax inside values is not expanded: substitution is one pass.
+        values = {
+            key: (" ".join(value.split()) or "unknown") if value else "unknown"
+            for key, value in fields.items()
+        }
         values["description"] = plain_text(fields.get("description") or "")[:MAX_DESCRIPTION_CHARS]
         return self.system, self.user.safe_substitute(values)
 

@@ -111,6 +111,13 @@ def _attempt(rt: Runtime, job_id: uuid.UUID, tenant_id: str, claimed: _Claimed) 
             "job_retry_scheduled", reason=reason, attempt=claimed.attempts, countdown=round(countdown, 2)
         )
         return RetryLater(countdown, reason)
+    except Exception as error:
+        # Anything unclassified (a client bug, an upstream answer no client expected) used to escape the
+        # task: the job stayed `running`, the sweeper re-sent it after every lease and attempts grew
+        # without bound (found by tests/reliability: an LLM answering 200 with an HTML page). It now
+        # ends `failed` with the reason; the job can be re-driven once the cause is understood.
+        log.exception("job_unexpected_error", attempt=claimed.attempts)
+        return _fail(rt, job_id, tenant_id, f"unexpected error: {type(error).__name__}")
     log.info("job_succeeded", ticket_id=claimed.ticket_id, note_id=note_id, attempt=claimed.attempts)
     return Done("succeeded")
 
@@ -137,7 +144,11 @@ def _enhance_and_post(rt: Runtime, job_id: uuid.UUID, tenant_id: str, claimed: _
         return None
     secret = rt.tenants.secret(tenant)
     with rt.servicedesk(tenant, secret) as sdp:
-        enhancement = _stored_enhancement(rt, job_id, tenant_id)
+        # Perf (docs/performance.md): a first attempt cannot find a stored enhancement (it is stored
+        # with note_state=posting, by an attempt that claimed the job before), so skip that query; it
+        # was the most expensive of a job's transactions.
+        first_try = claimed.attempts == 1 and claimed.note_state is NoteState.NONE
+        enhancement = None if first_try else _stored_enhancement(rt, job_id, tenant_id)
         if enhancement is None:
             ticket = sdp.get_ticket(claimed.ticket_id)
             _record_ticket(rt, job_id, tenant_id, ticket)

@@ -26,8 +26,10 @@ log = get_logger(__name__)
 DeliveryIdHeader = Annotated[str | None, Header(alias="X-Delivery-ID")]
 _DELIVERY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 # A signature failure refetches the tenant's secret at most this often: a rotation is seen at once,
-# while a flood of bad signatures cannot turn into a flood of Secrets Manager calls.
-SECRET_REFRESH_SECONDS = 30.0
+# while a flood of bad signatures cannot turn into a flood of Secrets Manager calls (≤ 1 call per
+# tenant per 2 s per API process). Was 30 s: a ServiceDesk Plus switched to the new secret within 30 s
+# of the cache being filled got 401s for the rest of those 30 s (tests/reliability/test_traffic.py).
+SECRET_REFRESH_SECONDS = 2.0
 UNAUTHORIZED = "invalid tenant or signature"
 
 
@@ -55,10 +57,31 @@ def _authenticate(
     raise _reject("unauthorized", status.HTTP_401_UNAUTHORIZED, UNAUTHORIZED)
 
 
+class _DuplicateKeyError(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    # Duplicate keys are legal-but-ambiguous JSON: parsers disagree on which value wins, so a signed
+    # body could mean one thing here and another to whoever else reads it. Refused (422).
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        raise _DuplicateKeyError("duplicate key")
+    return data
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")  # NaN/Infinity: Python extensions, not RFC 8259
+
+
 def _parse(body: bytes, tenant_id: str) -> WebhookPayload:
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        # UTF-8 only (RFC 8259 §8.1); json.loads(bytes) would also guess UTF-16/32.
+        data = json.loads(body.decode("utf-8"), object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except _DuplicateKeyError:
+        raise _reject("invalid", 422, "body has duplicate keys") from None
+    # RecursionError: deeply nested JSON (found by tests/security: a 200 KB `[[[[...]]]]` was a 500).
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise _reject("invalid", 422, "body is not valid JSON") from None
     if not isinstance(data, dict):
         raise _reject("invalid", 422, "body must be a JSON object")
@@ -90,6 +113,14 @@ def _dedupe_key(delivery_id: str | None, ticket_id: str, body_sha256: str) -> st
         415: {"description": "Content type is not application/json"},
         422: {"description": "Malformed JSON or payload"},
         503: {"description": "Database or secrets unavailable; retry after Retry-After"},
+    },
+    # The body is read raw (it is what the signature covers), so FastAPI cannot infer it; without this
+    # the schema said "no body" and a schema-valid request was a 415 (found by tests/security schemathesis).
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": WebhookPayload.model_json_schema()}},
+        }
     },
 )
 def receive_webhook(
