@@ -35,15 +35,24 @@ def accept_delivery(
             note_key=uuid.uuid4(),
             note_state=NoteState.NONE,
         )
-        .on_conflict_do_nothing(constraint="uq_enhancement_jobs_delivery")
+        # Either unique index makes it a duplicate: the same delivery id, or the same signed content
+        # (X-Delivery-ID is not signed, so a replay under a new id must still be the same job).
+        .on_conflict_do_nothing()
         .returning(EnhancementJob.id)
     ).scalar_one_or_none()
     if inserted is not None:
         return Accepted(inserted, created=True)
     existing = session.execute(
-        select(EnhancementJob.id).where(
-            EnhancementJob.tenant_id == tenant_id, EnhancementJob.dedupe_key == dedupe_key
+        select(EnhancementJob.id)
+        .where(
+            EnhancementJob.tenant_id == tenant_id,
+            or_(
+                EnhancementJob.dedupe_key == dedupe_key,
+                (EnhancementJob.ticket_id == ticket_id) & (EnhancementJob.body_sha256 == body_sha256),
+            ),
         )
+        .order_by(EnhancementJob.created_at)
+        .limit(1)
     ).scalar_one()
     return Accepted(existing, created=False)
 

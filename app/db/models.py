@@ -92,6 +92,7 @@ class EnhancementJob(Base):
     __tablename__ = "enhancement_jobs"
     __table_args__ = (
         UniqueConstraint("tenant_id", "dedupe_key", name="uq_enhancement_jobs_delivery"),
+        Index("uq_enhancement_jobs_content", "tenant_id", "ticket_id", "body_sha256", unique=True),
         # The sweeper scans only unfinished jobs.
         Index(
             "ix_enhancement_jobs_unfinished",

@@ -26,9 +26,10 @@ def _seed_job(stack: Stack, tenant_id: str) -> str:
         conn.execute(
             text(
                 "INSERT INTO enhancement_jobs (id, tenant_id, ticket_id, dedupe_key, body_sha256, status,"
-                " note_key, note_state) VALUES (:id, :t, 'rls', :k, 'x', 'succeeded', :nk, 'none')"
+                " note_key, note_state) VALUES (:id, :t, 'rls', :k, :body, 'succeeded', :nk, 'none')"
             ),
-            {"id": job_id, "t": tenant_id, "k": f"rls:{job_id}", "nk": str(uuid.uuid4())},
+            # Each seeded job is a distinct delivery: its own dedupe key and its own body hash.
+            {"id": job_id, "t": tenant_id, "k": f"rls:{job_id}", "body": job_id, "nk": str(uuid.uuid4())},
         )
     return job_id
 

@@ -177,12 +177,6 @@ def test_replay_of_an_old_delivery_is_the_same_job_and_no_second_note(
         assert len(fake_servicedesk.notes_for(tenant_a.instance, ticket)) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open item (docs/reliability.md): X-Delivery-ID is not signed and, when present, is the whole "
-    "dedupe key, so a replay under a new delivery id is a new job; fixing it needs an index on "
-    "(tenant_id, body_sha256) (a migration) and a lookup on that path",
-)
 def test_replay_under_a_forged_delivery_id_is_not_a_new_job(
     stack: Stack, client: httpx.Client, tenant_a: TenantFixture
 ) -> None:
