@@ -3,6 +3,7 @@ AWS inputs of the right shape, so each component can be tested without the AWS c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pulumi_kubernetes as k8s
@@ -57,7 +58,13 @@ def stack_config(stack: str, **platform: Any) -> StackConfig:
     return config
 
 
-def compose(config: StackConfig) -> Captured:
+# Declares more resources on top of the composition (e.g. monitoring), given the provider and workloads.
+AfterWorkloads = Callable[[k8s.Provider, Workloads], None]
+
+
+def compose(config: StackConfig, after_workloads: AfterWorkloads | None = None) -> Captured:
+    """Platform, images and workloads as infra/program.py composes them, with literal AWS inputs."""
+
     def program() -> None:
         provider = k8s.Provider("k8s", kubeconfig="{}")
         platform = Platform(
@@ -74,7 +81,9 @@ def compose(config: StackConfig) -> Captured:
             "images",
             ImagesArgs(repository_urls=dict(REPOSITORY_URLS), version=config.app.version, git_sha=GIT_SHA),
         )
-        Workloads("app", workloads_args(config, provider, platform, images))
+        workloads = Workloads("app", workloads_args(config, provider, platform, images))
+        if after_workloads is not None:
+            after_workloads(provider, workloads)
 
     return run(program, stack=config.environment)
 

@@ -13,7 +13,6 @@ import pulumi_kubernetes as k8s
 import pytest
 import yaml
 
-from components.images import Images, ImagesArgs
 from components.monitoring import (
     CHART,
     CHART_REPO,
@@ -25,24 +24,22 @@ from components.monitoring import (
     MonitoringArgs,
     cert_manager_metrics_port,
 )
-from components.platform import CERT_MANAGER_NAMESPACE, Platform, PlatformArgs
+from components.platform import CERT_MANAGER_NAMESPACE
 from components.workloads import Workloads
 from infra.config import StackConfig
-from tests.infra.harness import Captured, run
+from tests.infra.harness import Captured
 from tests.infra.k8s_fixtures import (
     ACCOUNT,
     CONFIG_MAP,
-    GIT_SHA,
     NETWORK_POLICY,
     OIDC_ISSUER,
     OIDC_PROVIDER_ARN,
     REGION,
     RELEASE,
-    REPOSITORY_URLS,
     SERVICE,
     stack_config,
-    workloads_args,
 )
+from tests.infra.k8s_fixtures import compose as compose_platform
 
 TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:ai-agents-test-alarms"
 TOPIC_KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
@@ -54,23 +51,9 @@ ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 
 
 def compose(config: StackConfig) -> Captured:
-    def program() -> None:
-        provider = k8s.Provider("k8s", kubeconfig="{}")
-        platform = Platform(
-            "platform",
-            PlatformArgs(
-                settings=config.platform,
-                provider=provider,
-                region=REGION,
-                oidc_provider_arn=OIDC_PROVIDER_ARN,
-                oidc_issuer=OIDC_ISSUER,
-            ),
-        )
-        images = Images(
-            "images",
-            ImagesArgs(repository_urls=dict(REPOSITORY_URLS), version=config.app.version, git_sha=GIT_SHA),
-        )
-        workloads = Workloads("app", workloads_args(config, provider, platform, images))
+    """The platform, images and workloads composition, plus monitoring after the workloads."""
+
+    def monitoring(provider: k8s.Provider, workloads: Workloads) -> None:
         Monitoring(
             "mon",
             MonitoringArgs(
@@ -89,7 +72,7 @@ def compose(config: StackConfig) -> Captured:
             ),
         )
 
-    return run(program, stack=config.environment)
+    return compose_platform(config, after_workloads=monitoring)
 
 
 @pytest.fixture(scope="module", params=["staging", "production"])
