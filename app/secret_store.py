@@ -56,15 +56,23 @@ class SecretStore:
 
     def get_string(self, secret_id: str, *, max_age: float | None = None) -> str:
         """Return the secret string, from cache when younger than the TTL (or `max_age`)."""
+        cached = self.cached_string(secret_id, max_age=max_age)
+        if cached is not None:
+            return cached
+        value = self._fetch(secret_id)
+        with self._lock:
+            self._cache[secret_id] = _Entry(value, time.monotonic())
+        return value
+
+    def cached_string(self, secret_id: str, *, max_age: float | None = None) -> str | None:
+        """The cached value when younger than the TTL (or `max_age`), else None; never calls AWS, so
+        it is safe on an event loop."""
         limit = self._ttl if max_age is None else min(max_age, self._ttl)
         with self._lock:
             entry = self._cache.get(secret_id)
         if entry is not None and time.monotonic() - entry.fetched_at < limit:
             return entry.value
-        value = self._fetch(secret_id)
-        with self._lock:
-            self._cache[secret_id] = _Entry(value, time.monotonic())
-        return value
+        return None
 
     def get_json(self, secret_id: str, *, max_age: float | None = None) -> dict[str, Any]:
         raw = self.get_string(secret_id, max_age=max_age)

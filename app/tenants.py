@@ -70,10 +70,19 @@ class TenantDirectory:
 
     def secret(self, tenant: TenantInfo, *, max_age: float | None = None) -> TenantSecret:
         try:
-            data = self._store.get_json(tenant.secret_id, max_age=max_age)
-            return TenantSecret.model_validate(data)
+            return self._parse(tenant, self._store.get_string(tenant.secret_id, max_age=max_age))
         except SecretNotFoundError:
             raise SecretUnavailableError(f"tenant {tenant.id} has no secret") from None
+
+    def cached_secret(self, tenant: TenantInfo, *, max_age: float | None = None) -> TenantSecret | None:
+        """The secret if the cache holds a fresh copy, else None: no I/O (the webhook's event loop)."""
+        raw = self._store.cached_string(tenant.secret_id, max_age=max_age)
+        return None if raw is None else self._parse(tenant, raw)
+
+    @staticmethod
+    def _parse(tenant: TenantInfo, raw: str) -> TenantSecret:
+        try:
+            return TenantSecret.model_validate_json(raw)
         except ValidationError:
             raise SecretUnavailableError(f"tenant {tenant.id} secret is malformed") from None
 

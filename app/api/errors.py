@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -19,6 +20,8 @@ RETRY_AFTER_SECONDS = "5"
 
 _UNAVAILABLE: dict[type[Exception], str] = {
     OperationalError: "database unavailable",
+    # The webhook's own pool (app/db/ingest.py) raises psycopg's errors, pool timeouts included.
+    psycopg.OperationalError: "database unavailable",
     PoolTimeoutError: "database unavailable",
     SecretUnavailableError: "secrets unavailable",
     RedisConnectionError: "broker unavailable",

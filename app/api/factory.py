@@ -35,6 +35,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # No dependency is called here: the process starts (and /health answers) with the database down.
         services = Services.build(settings)
+        await services.open()
         app.state.services = services
         collector = _backlog(services)
         REGISTRY.register(collector)
@@ -42,7 +43,7 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             REGISTRY.unregister(collector)
-            services.close()
+            await services.close()
 
     app = FastAPI(
         title="AI Agents ticket enhancement",

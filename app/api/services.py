@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from celery import Celery
 from redis import Redis
+from starlette.concurrency import run_in_threadpool
 
+from app.api.publisher import Publisher
+from app.api.tenant_cache import TenantCache
 from app.credentials import redis_url
 from app.db.engine import Database, create_app_engine
+from app.db.ingest import IngestDatabase
 from app.db.migrate import head_revision
 from app.secret_store import SecretStore
 from app.settings import Settings
 from app.tenants import TenantDirectory
 from app.worker.config import celery_config
+from app.worker.dispatch import enqueue
 
 DEPENDENCY_TIMEOUT_SECONDS = 5
+PUBLISH_DRAIN_SECONDS = 10.0
 
 
 @dataclass
@@ -27,6 +34,9 @@ class Services:
     celery: Celery
     redis: Redis
     schema_head: str | None
+    ingest: IngestDatabase
+    tenant_cache: TenantCache
+    publisher: Publisher
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -41,8 +51,28 @@ class Services:
             socket_timeout=DEPENDENCY_TIMEOUT_SECONDS,
             socket_connect_timeout=DEPENDENCY_TIMEOUT_SECONDS,
         )
-        return cls(settings, db, store, TenantDirectory(db, store), celery, redis, head_revision())
+        tenants = TenantDirectory(db, store)
+        return cls(
+            settings,
+            db,
+            store,
+            tenants,
+            celery,
+            redis,
+            head_revision(),
+            IngestDatabase(settings),
+            TenantCache(tenants),
+            Publisher(partial(enqueue, celery)),
+        )
 
-    def close(self) -> None:
+    async def open(self) -> None:
+        await self.ingest.open()
+        self.publisher.start()
+
+    async def close(self) -> None:
+        # Within uvicorn's graceful shutdown (--timeout-graceful-shutdown 20): in-flight webhooks
+        # have been answered, their jobs get published.
+        await run_in_threadpool(self.publisher.close, PUBLISH_DRAIN_SECONDS)
+        await self.ingest.close()
         self.redis.close()
         self.db.dispose()

@@ -7,7 +7,7 @@ Migrations and the admin CLI connect as the owner.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -53,18 +53,33 @@ def _app_url(settings: Settings) -> URL:
     )
 
 
-def _use_iam_tokens(engine: Engine, settings: Settings) -> None:
+def _uses_iam_tokens(settings: Settings) -> bool:
+    return settings.database_iam_auth and settings.database_url is None
+
+
+def _iam_token_factory(settings: Settings) -> Callable[[], str]:
     """RDS IAM auth: a fresh 15-minute token for every new connection, nothing stored."""
     rds = boto3.client("rds", region_name=settings.aws_region)
 
+    def token() -> str:
+        return str(
+            rds.generate_db_auth_token(
+                DBHostname=settings.database_host,
+                Port=settings.database_port,
+                DBUsername=settings.database_user,
+                Region=settings.aws_region,
+            )
+        )
+
+    return token
+
+
+def _use_iam_tokens(engine: Engine, settings: Settings) -> None:
+    token = _iam_token_factory(settings)
+
     @event.listens_for(engine, "do_connect")
     def _token(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
-        cparams["password"] = rds.generate_db_auth_token(
-            DBHostname=settings.database_host,
-            Port=settings.database_port,
-            DBUsername=settings.database_user,
-            Region=settings.aws_region,
-        )
+        cparams["password"] = token()
 
 
 def create_app_engine(settings: Settings) -> Engine:
@@ -79,9 +94,33 @@ def create_app_engine(settings: Settings) -> Engine:
         # IAM tokens and RDS failovers both favour recycling connections regularly.
         pool_recycle=600,
     )
-    if settings.database_iam_auth and settings.database_url is None:
+    if _uses_iam_tokens(settings):
         _use_iam_tokens(engine, settings)
     return engine
+
+
+def app_connect_kwargs(settings: Settings) -> Callable[[], dict[str, Any]]:
+    """psycopg connection parameters of the app role, built per connection (IAM tokens expire): the
+    same URL, TLS and timeouts as `create_app_engine`, for code that uses psycopg's own pool."""
+    url = _app_url(settings)
+    fixed: dict[str, Any] = {
+        "host": url.host,
+        "port": url.port,
+        "user": url.username,
+        "password": url.password,
+        "dbname": url.database,
+        **{key: value for key, value in url.query.items() if isinstance(value, str)},
+        **_connect_args(settings, url),
+    }
+    token = _iam_token_factory(settings) if _uses_iam_tokens(settings) else None
+
+    def kwargs() -> dict[str, Any]:
+        params = {key: value for key, value in fixed.items() if value is not None}
+        if token is not None:
+            params["password"] = token()
+        return params
+
+    return kwargs
 
 
 def owner_url(settings: Settings, store: SecretStore | None) -> URL:

@@ -3,58 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import func, or_, text, update
 from sqlalchemy.orm import Session
 
 from app.db.models import EnhancementJob, JobStatus, NoteState
-
-
-@dataclass(frozen=True, slots=True)
-class Accepted:
-    job_id: uuid.UUID
-    created: bool
-
-
-def accept_delivery(
-    session: Session, *, tenant_id: str, ticket_id: str, dedupe_key: str, body_sha256: str
-) -> Accepted:
-    """Insert the job unless this delivery was already accepted; either way return its id."""
-    inserted = session.execute(
-        insert(EnhancementJob)
-        .values(
-            id=uuid.uuid4(),
-            tenant_id=tenant_id,
-            ticket_id=ticket_id,
-            dedupe_key=dedupe_key,
-            body_sha256=body_sha256,
-            status=JobStatus.QUEUED,
-            note_key=uuid.uuid4(),
-            note_state=NoteState.NONE,
-        )
-        # Either unique index makes it a duplicate: the same delivery id, or the same signed content
-        # (X-Delivery-ID is not signed, so a replay under a new id must still be the same job).
-        .on_conflict_do_nothing()
-        .returning(EnhancementJob.id)
-    ).scalar_one_or_none()
-    if inserted is not None:
-        return Accepted(inserted, created=True)
-    existing = session.execute(
-        select(EnhancementJob.id)
-        .where(
-            EnhancementJob.tenant_id == tenant_id,
-            or_(
-                EnhancementJob.dedupe_key == dedupe_key,
-                (EnhancementJob.ticket_id == ticket_id) & (EnhancementJob.body_sha256 == body_sha256),
-            ),
-        )
-        .order_by(EnhancementJob.created_at)
-        .limit(1)
-    ).scalar_one()
-    return Accepted(existing, created=False)
 
 
 def get_job(session: Session, job_id: uuid.UUID) -> EnhancementJob | None:

@@ -84,7 +84,8 @@ def ensure_app_role(connection: Connection, role: str, password: str | None) -> 
         sql.SQL("GRANT UPDATE (note_id) ON enhancement_history TO {}").format(ident),
         sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {}").format(ident),
         sql.SQL(
-            "GRANT EXECUTE ON FUNCTION app_claim_stale_jobs(integer, integer), app_job_status_counts() TO {}"
+            "GRANT EXECUTE ON FUNCTION app_claim_stale_jobs(integer, integer), app_job_status_counts(), "
+            "app_accept_delivery(varchar, varchar, varchar, varchar) TO {}"
         ).format(ident),
     ]
     for grant in grants:

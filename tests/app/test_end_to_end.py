@@ -153,9 +153,11 @@ def test_logs_carry_ids_but_no_secrets_or_ticket_bodies(
     assert tenant_a.credential not in logs
     assert stack.env["LLM_API_KEY"] not in logs
     access = [json.loads(line) for line in api.logs().splitlines() if '"rid-1"' in line]
-    assert any(
-        e["tenant_id"] == "tenant-a" and e["event"] == "request" and e["status"] == 202 for e in access
-    )
+    # One line per delivery: the access line names the job it created.
+    [line] = [e for e in access if e["event"] == "request"]
+    assert (line["tenant_id"], line["status"]) == ("tenant-a", 202)
+    assert (line["job_id"], line["ticket_id"]) == (response.json()["job_id"], ticket)
+    assert line["webhook_outcome"] == "accepted"
 
 
 def _completion(content: str) -> dict[str, object]:

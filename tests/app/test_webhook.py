@@ -8,10 +8,11 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from app.signing import sign
 from tests.support.processes import ApiProcess, run_cli
-from tests.support.stack import Stack, TenantFixture
+from tests.support.stack import APP_ROLE, Stack, TenantFixture
 
 
 def _headers(tenant: TenantFixture, body: bytes, **overrides: str) -> dict[str, str]:
@@ -231,3 +232,23 @@ def test_database_outage_is_503_with_retry_after(stack: Stack, tenant_a: TenantF
         assert checks["redis"]["status"] == "ok"
     finally:
         api.stop()
+
+
+def test_connections_closed_by_the_server_are_replaced_not_a_503(
+    stack: Stack, client: httpx.Client, tenant_a: TenantFixture
+) -> None:
+    """A failover or restart closes every pooled connection; the webhook's pool (app/db/ingest.py)
+    does not ping before use, so the first delivery after it must retry on a fresh connection."""
+    for n in range(3):  # several connections in the pool, all idle afterwards
+        body = stack.payload(f"warm-{uuid.uuid4().hex[:8]}-{n}")
+        assert client.post("/webhook/servicedesk", content=body, headers=_headers(tenant_a, body)).is_success
+    with stack.owner.connect() as conn:
+        killed = conn.execute(
+            text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = :role"),
+            {"role": APP_ROLE},
+        ).scalar_one()
+    assert killed >= 1
+    body = stack.payload(f"after-{uuid.uuid4().hex[:8]}")
+    response = client.post("/webhook/servicedesk", content=body, headers=_headers(tenant_a, body))
+    assert response.status_code == 202, response.text
+    assert stack.job(response.json()["job_id"])["status"] in {"queued", "running", "succeeded", "failed"}

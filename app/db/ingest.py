@@ -1,0 +1,93 @@
+"""The webhook's database path: one statement per delivery on psycopg's own async connection pool.
+
+Ingest is the API's hot path, so it skips the ORM, the sessions and the thread hop of the rest of the
+service (docs/performance.md, "Webhook ingest"): a delivery is one call of `app_accept_delivery`
+(migration 0003) in autocommit mode, on the event loop. Everything else (job status, readiness, tenant
+look-ups) keeps the synchronous SQLAlchemy engine.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from app.db.engine import app_connect_kwargs
+from app.settings import Settings
+
+_ACCEPT = "SELECT job_id, created FROM app_accept_delivery(%s, %s, %s, %s)"
+# How long a webhook waits for a free connection before it is answered 503 (Retry-After).
+POOL_TIMEOUT_SECONDS = 5.0
+# Like the synchronous engine's pool_recycle: IAM tokens and RDS failovers favour fresh connections.
+MAX_CONNECTION_LIFETIME_SECONDS = 600.0
+
+
+class DeadConnectionError(psycopg.OperationalError):
+    """A pooled connection the server had closed; an OperationalError, so a 503 if it happens twice."""
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    job_id: uuid.UUID
+    created: bool
+
+
+class IngestDatabase:
+    """Owns the pool; `open()` does not wait for the database, so the API starts while it is down."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._pool = AsyncConnectionPool(
+            kwargs=app_connect_kwargs(settings),
+            min_size=1,
+            max_size=2 * settings.database_pool_size,
+            timeout=POOL_TIMEOUT_SECONDS,
+            max_lifetime=MAX_CONNECTION_LIFETIME_SECONDS,
+            configure=_autocommit,
+            open=False,
+            name="ingest",
+        )
+
+    async def open(self) -> None:
+        await self._pool.open(wait=False)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def accept_delivery(
+        self, *, tenant_id: str, ticket_id: str, dedupe_key: str, body_sha256: str
+    ) -> Accepted | None:
+        """Store the job unless this delivery was already accepted; either way return its id.
+
+        None: the tenant is unknown or disabled (checked by the database, not a cache). A connection
+        found dead is retried once on a fresh one instead of pinging every connection before use: the
+        call is idempotent (the unique indexes make a repeat a duplicate), so a retry cannot add a job.
+        """
+        params = (tenant_id, ticket_id, dedupe_key, body_sha256)
+        try:
+            row = await self._accept(params)
+        except DeadConnectionError:
+            # Its idle siblings are likely dead too (the same failover or restart): check them first.
+            await self._pool.check()
+            row = await self._accept(params)
+        return None if row is None else Accepted(row[0], bool(row[1]))
+
+    async def _accept(self, params: tuple[str, str, str, str]) -> tuple[Any, ...] | None:
+        async with self._pool.connection() as connection:
+            try:
+                cursor = await connection.execute(_ACCEPT, params, prepare=True)
+                return await cursor.fetchone()
+            except psycopg.OperationalError as error:
+                # `broken`: the server closed it while it sat in the pool (failover, restart, idle
+                # timeout); the pool discards it on return. Anything else (a timeout, a database that
+                # is down) is not worth a retry here: the caller answers 503.
+                if connection.broken:
+                    raise DeadConnectionError(str(error)) from error
+                raise
+
+
+async def _autocommit(connection: psycopg.AsyncConnection[tuple[object, ...]]) -> None:
+    # One statement is one transaction: no BEGIN/COMMIT round trips around it.
+    await connection.set_autocommit(True)
