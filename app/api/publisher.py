@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from app.log import get_logger
 from app.metrics import ENQUEUE_FAILURES
@@ -28,18 +28,21 @@ log = get_logger(__name__)
 # takes over, and memory stays bounded.
 MAX_BACKLOG = 10_000
 
-Publish = Callable[[uuid.UUID, str], None]
+# One Redis round trip for whatever waited while the previous batch went out: under load the
+# per-message cost of a publish drops (docs/performance.md); when idle a batch is one job.
+MAX_BATCH = 100
+
+Job = tuple[uuid.UUID, str]  # (job id, tenant id)
+PublishMany = Callable[[Sequence[Job]], None]
 
 
 class Publisher:
-    def __init__(self, publish: Publish, *, max_backlog: int = MAX_BACKLOG) -> None:
-        self._publish = publish
-        self._queue: queue.Queue[tuple[uuid.UUID, str] | None] = queue.Queue(
-            maxsize=max_backlog
-        )  # None: stop
+    def __init__(self, publish_many: PublishMany, *, max_backlog: int = MAX_BACKLOG) -> None:
+        self._publish_many = publish_many
+        self._queue: queue.Queue[Job | None] = queue.Queue(maxsize=max_backlog)  # None: stop
         self._thread = threading.Thread(target=self._run, name="publisher", daemon=True)
         self._started = False
-        self._publishing = False  # read at shutdown: a job taken from the queue but not yet out
+        self._publishing = 0  # read at shutdown: jobs taken from the queue but not yet out
 
     def start(self) -> None:
         self._thread.start()
@@ -71,7 +74,7 @@ class Publisher:
         self._thread.join(max(0.0, deadline - time.monotonic()))
         if not self._thread.is_alive():
             return
-        left = self._drain() + (1 if self._publishing else 0)
+        left = self._drain() + self._publishing
         if left:
             ENQUEUE_FAILURES.inc(left)
             log.warning("enqueue_abandoned_at_shutdown", jobs=left)
@@ -86,15 +89,35 @@ class Publisher:
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is None:
+            batch, stop = self._next_batch()
+            if batch:
+                self._publish(batch)
+            if stop:
                 return
-            job_id, tenant_id = item
-            self._publishing = True
+
+    def _next_batch(self) -> tuple[list[Job], bool]:
+        """Wait for one job, then take whatever else is already waiting (up to MAX_BATCH)."""
+        batch: list[Job] = []
+        item = self._queue.get()
+        while item is not None:
+            batch.append(item)
+            if len(batch) == MAX_BATCH:
+                return batch, False
             try:
-                self._publish(job_id, tenant_id)
-            except Exception as error:
-                ENQUEUE_FAILURES.inc()
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return batch, False
+        return batch, True
+
+    def _publish(self, batch: list[Job]) -> None:
+        self._publishing = len(batch)
+        try:
+            self._publish_many(batch)
+        except Exception as error:
+            # None of the batch is known to be out; the sweeper re-sends them (a duplicate message
+            # is harmless: the worker's claim runs a job once).
+            ENQUEUE_FAILURES.inc(len(batch))
+            for job_id, _tenant in batch:
                 log.warning("enqueue_failed", job_id=str(job_id), error=type(error).__name__)
-            finally:
-                self._publishing = False
+        finally:
+            self._publishing = 0

@@ -19,7 +19,7 @@ from app.secret_store import SecretStore
 from app.settings import Settings
 from app.tenants import TenantDirectory
 from app.worker.config import celery_config
-from app.worker.dispatch import enqueue
+from app.worker.dispatch import enqueue_many
 
 DEPENDENCY_TIMEOUT_SECONDS = 5
 PUBLISH_DRAIN_SECONDS = 10.0
@@ -62,7 +62,7 @@ class Services:
             head_revision(),
             IngestDatabase(settings),
             TenantCache(tenants),
-            Publisher(partial(enqueue, celery)),
+            Publisher(partial(enqueue_many, celery)),
         )
 
     async def open(self) -> None:

@@ -7,7 +7,7 @@ import base64
 import json
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import partial
 
 import pytest
@@ -15,8 +15,8 @@ from celery import Celery
 from prometheus_client import REGISTRY
 from redis import Redis
 
-from app.api.publisher import Publisher
-from app.worker.dispatch import QUEUE, TASK_NAME, enqueue
+from app.api.publisher import Job, Publisher
+from app.worker.dispatch import QUEUE, TASK_NAME, enqueue_many
 from tests.support.net import wait_until
 from tests.support.redis_server import RedisServer
 
@@ -53,7 +53,7 @@ def _queued_task_args(broker: Redis) -> list[list[str]]:
 
 
 def test_submitted_jobs_reach_the_queue_in_order(broker: Redis, celery: Celery) -> None:
-    publisher = Publisher(partial(enqueue, celery))
+    publisher = Publisher(partial(enqueue_many, celery))
     publisher.start()
     jobs = [(uuid.uuid4(), f"tenant-{n}") for n in range(5)]
     for job_id, tenant in jobs:
@@ -62,33 +62,56 @@ def test_submitted_jobs_reach_the_queue_in_order(broker: Redis, celery: Celery) 
     assert _queued_task_args(broker) == [[str(job_id), tenant] for job_id, tenant in jobs]
 
 
-def test_a_failed_publish_is_counted_and_the_next_one_still_goes_out(broker: Redis, celery: Celery) -> None:
-    failing = {uuid.UUID(int=1)}
+def test_a_failed_batch_is_counted_and_the_next_one_still_goes_out(broker: Redis, celery: Celery) -> None:
+    poisoned = uuid.UUID(int=1)
+    attempted: list[Sequence[Job]] = []
 
-    def publish(job_id: uuid.UUID, tenant_id: str) -> None:
-        if job_id in failing:
+    def publish_many(jobs: Sequence[Job]) -> None:
+        attempted.append(jobs)
+        if any(job_id == poisoned for job_id, _ in jobs):
             raise ConnectionError("broker down")
-        enqueue(celery, job_id, tenant_id)
+        enqueue_many(celery, jobs)
 
-    publisher = Publisher(publish)
+    publisher = Publisher(publish_many)
     publisher.start()
     before = _failures()
-    publisher.submit(uuid.UUID(int=1), "t")
+    publisher.submit(poisoned, "t")
+    wait_until(lambda: _failures() == before + 1, 5, what="the failed publish counted")
     publisher.submit(uuid.UUID(int=2), "t")
     publisher.close(timeout=10)
-    assert _failures() == before + 1
     assert _queued_task_args(broker) == [[str(uuid.UUID(int=2)), "t"]]
+    assert len(attempted) == 2
+
+
+def test_jobs_waiting_during_a_publish_go_out_together() -> None:
+    release = threading.Event()
+    batches: list[list[uuid.UUID]] = []
+
+    def slow_publish_many(jobs: Sequence[Job]) -> None:
+        release.wait(10)
+        batches.append([job_id for job_id, _ in jobs])
+
+    publisher = Publisher(slow_publish_many)
+    publisher.start()
+    ids = [uuid.UUID(int=n) for n in range(1, 6)]
+    publisher.submit(ids[0], "t")
+    wait_until(lambda: publisher.backlog() == 0, 5, what="the first job taken by the thread")
+    for job_id in ids[1:]:
+        publisher.submit(job_id, "t")
+    release.set()
+    publisher.close(timeout=10)
+    assert batches == [ids[:1], ids[1:]]
 
 
 def test_a_full_backlog_refuses_at_once_and_counts_it() -> None:
     release = threading.Event()
     published: list[uuid.UUID] = []
 
-    def slow_publish(job_id: uuid.UUID, _tenant_id: str) -> None:
+    def slow_publish_many(jobs: Sequence[Job]) -> None:
         release.wait(10)
-        published.append(job_id)
+        published.extend(job_id for job_id, _ in jobs)
 
-    publisher = Publisher(slow_publish, max_backlog=2)
+    publisher = Publisher(slow_publish_many, max_backlog=2)
     publisher.start()
     before = _failures()
     ids = [uuid.UUID(int=n) for n in range(1, 6)]
@@ -105,14 +128,14 @@ def test_a_full_backlog_refuses_at_once_and_counts_it() -> None:
 def test_shutdown_reports_what_it_could_not_publish() -> None:
     stuck = threading.Event()
 
-    def hanging_publish(_job_id: uuid.UUID, _tenant_id: str) -> None:
+    def hanging_publish_many(_jobs: Sequence[Job]) -> None:
         stuck.wait(30)
 
-    publisher = Publisher(hanging_publish)
+    publisher = Publisher(hanging_publish_many)
     publisher.start()
     before = _failures()
     for n in range(4):
         publisher.submit(uuid.UUID(int=n + 1), "t")
-    publisher.close(timeout=0.5)  # the first publish hangs, three are still waiting: none went out
+    publisher.close(timeout=0.5)  # the first batch hangs: none of the four went out
     assert _failures() == before + 4
     stuck.set()
