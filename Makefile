@@ -10,15 +10,16 @@ DEPS_STAMP := $(VENV)/.deps-installed
 SYSTEM_STAMP := build/.system-deps-installed
 STACK ?= staging
 
-.PHONY: help deps system-deps plan test lint typecheck pytest run smoke bench clean
+.PHONY: help deps system-deps plan test lint typecheck pytest run smoke bench lock clean
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(DEPS_STAMP): pyproject.toml
+# constraints.txt pins the run-time set (the images install exactly it): the suite runs those versions.
+$(DEPS_STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[infra,dev]'
+	@$(PY) -m pip install --quiet --disable-pip-version-check --constraint constraints.txt -e '.[infra,dev]'
 	@touch $@
 
 deps: $(DEPS_STAMP) ## create the virtualenv and install the Python dependencies
@@ -61,6 +62,16 @@ BENCHMARKS := plan ingest worker e2e scale
 bench: deps system-deps ## all benchmarks (a few minutes; needs wrk): tables, bench/results/*.json, scale.png
 	@command -v wrk >/dev/null || { echo "make bench needs wrk (apt-get install wrk)"; exit 2; }
 	@for b in $(BENCHMARKS); do echo "== bench.$$b"; $(PY) -m bench.$$b || exit 1; done
+
+PIP_TOOLS_STAMP := .tools/pip-tools/.installed
+$(PIP_TOOLS_STAMP):
+	@$(PYTHON) -m venv .tools/pip-tools
+	@.tools/pip-tools/bin/pip install --quiet --disable-pip-version-check 'pip-tools>=7.4,<8'
+	@touch $@
+
+lock: $(PIP_TOOLS_STAMP) ## re-pin constraints.txt (the images' run-time dependencies) from pyproject.toml
+	@.tools/pip-tools/bin/pip-compile --quiet --upgrade --strip-extras --no-emit-index-url --no-emit-find-links \
+		--output-file constraints.txt pyproject.toml
 
 clean: ## remove build output (keeps the virtualenv)
 	rm -rf build .pytest_cache .ruff_cache

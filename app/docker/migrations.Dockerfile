@@ -15,11 +15,12 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 WORKDIR /src
 RUN python -m venv /opt/venv
 # Only what the wheel is built from (.dockerignore keeps everything else out of the context).
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY app ./app
 # The base dependencies of pyproject.toml are the run-time set; extras (infra, dev) never enter the image.
+# constraints.txt pins every one of them to the versions the test suite ran (`make lock` re-pins).
 # pip compiles the bytecode here, so nothing has to be written at run time (read-only root FS).
-RUN /opt/venv/bin/pip wheel --no-cache-dir --wheel-dir /wheels . \
+RUN /opt/venv/bin/pip wheel --no-cache-dir --constraint constraints.txt --wheel-dir /wheels . \
  && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels /wheels/ai_agents_platform-*.whl \
  && /opt/venv/bin/pip uninstall --yes pip setuptools wheel
 
