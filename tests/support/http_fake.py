@@ -58,6 +58,11 @@ class FakeServer:
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                if len(body) < length:
+                    # The client died mid-request (tests SIGKILL workers): a real server never sees
+                    # a truncated body as a request, so neither does the fake.
+                    self.close_connection = True
+                    return
                 reply = fake.dispatch(self.command, self.path, dict(self.headers.items()), body)
                 # bytes are sent as they are (garbage replies for fault tests); anything else as JSON.
                 if isinstance(reply.body, bytes):
