@@ -14,10 +14,11 @@ import random
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import Insert, insert, select
 from sqlalchemy.exc import OperationalError
 
 from app.clients.errors import PermanentError, TransientError
@@ -28,6 +29,7 @@ from app.db.models import EnhancementHistory, JobStatus, NoteState, TicketHistor
 from app.log import get_logger
 from app.metrics import ENHANCEMENT_DURATION, ENHANCEMENT_OUTCOMES
 from app.secret_store import SecretUnavailableError
+from app.tenants import TenantInfo
 from app.worker.note import find_marked_note, render_note
 from app.worker.runtime import Runtime
 
@@ -57,6 +59,39 @@ class _Claimed:
     note_key: uuid.UUID
     note_state: NoteState
     attempts: int
+    tenant: TenantInfo  # read by the claim
+
+
+@dataclass(slots=True)
+class _Snapshot:
+    """The ticket as this attempt fetched it, until a transaction writes it to `ticket_history`.
+
+    Perf (docs/performance.md): the row rides with the attempt's next transaction (the one storing the
+    enhancement, or the retry/failure bookkeeping) instead of a transaction of its own. Only a worker
+    dying during the LLM call loses it, and the attempt after that fetches and records the ticket again.
+    """
+
+    values: dict[str, Any] | None = None
+
+    def take(self, job_id: uuid.UUID, tenant_id: str, ticket: Ticket) -> None:
+        self.values = {
+            "tenant_id": tenant_id,
+            "job_id": job_id,
+            "ticket_id": ticket.id,
+            "subject": ticket.subject,
+            "status": ticket.status,
+            "priority": ticket.priority,
+            "snapshot": ticket.raw,
+            # When it was fetched, not when the transaction carrying it began (after the LLM call).
+            "fetched_at": datetime.now(UTC),
+        }
+
+    def rows(self) -> list[Insert]:
+        return [] if self.values is None else [insert(TicketHistory).values(self.values)]
+
+    def written(self) -> None:
+        """Called once the transaction that carried the row has committed."""
+        self.values = None
 
 
 def backoff_seconds(attempt: int, retry_after: float | None, cap: float) -> float:
@@ -74,6 +109,10 @@ def process_job(rt: Runtime, job_id: uuid.UUID, tenant_id: str) -> Outcome:
             ENHANCEMENT_OUTCOMES.labels("skipped").inc()
             log.info("job_skipped", reason="finished or held by another worker")
             return Done("skipped")
+        if isinstance(claimed, jobs.GaveUp):
+            ENHANCEMENT_OUTCOMES.labels("failed").inc()
+            log.warning("job_failed", reason=claimed.reason, attempts=claimed.attempts)
+            return Done("failed")
         started = time.perf_counter()
         outcome = _attempt(rt, job_id, tenant_id, claimed)
         label = outcome.status if isinstance(outcome, Done) else "retry"
@@ -84,29 +123,38 @@ def process_job(rt: Runtime, job_id: uuid.UUID, tenant_id: str) -> Outcome:
         structlog.contextvars.unbind_contextvars("job_id", "tenant_id")
 
 
-def _claim(rt: Runtime, job_id: uuid.UUID, tenant_id: str) -> _Claimed | None:
+def _claim(rt: Runtime, job_id: uuid.UUID, tenant_id: str) -> _Claimed | jobs.GaveUp | None:
     # The lease outlives the hard time limit, so only a dead worker's job becomes claimable again.
     lease = timedelta(seconds=rt.settings.task_time_limit_seconds + LEASE_MARGIN_SECONDS)
     with rt.db.tenant(tenant_id) as session:
-        job = jobs.claim(session, job_id, lease)
-        if job is None:
-            return None
-        return _Claimed(job.ticket_id, job.note_key, job.note_state, job.attempts)
+        claimed = jobs.claim(session, job_id, lease, max_attempts=rt.settings.task_max_retries + 1)
+        if not isinstance(claimed, jobs.Claimed):
+            return claimed
+        # Perf (docs/performance.md): the tenant comes with the claim, in its transaction and RLS scope,
+        # instead of a transaction of its own (TenantDirectory.get).
+        job = claimed.job
+        return _Claimed(
+            job.ticket_id, job.note_key, job.note_state, job.attempts, TenantInfo.of(claimed.tenant)
+        )
 
 
 def _attempt(rt: Runtime, job_id: uuid.UUID, tenant_id: str, claimed: _Claimed) -> Outcome:
+    snapshot = _Snapshot()
     try:
-        note_id = _enhance_and_post(rt, job_id, tenant_id, claimed)
+        note_id = _enhance_and_post(rt, job_id, tenant_id, claimed, snapshot)
     except PermanentError as error:
-        return _fail(rt, job_id, tenant_id, str(error))
+        return _fail(rt, job_id, tenant_id, str(error), snapshot)
     except (TransientError, SecretUnavailableError, OperationalError) as error:
         reason = _reason(error)
         if claimed.attempts > rt.settings.task_max_retries:
-            return _fail(rt, job_id, tenant_id, f"gave up after {claimed.attempts} attempts: {reason}")
+            return _fail(
+                rt, job_id, tenant_id, f"gave up after {claimed.attempts} attempts: {reason}", snapshot
+            )
         retry_after = error.retry_after if isinstance(error, TransientError) else None
         countdown = backoff_seconds(claimed.attempts, retry_after, rt.settings.task_retry_backoff_max_seconds)
         with rt.db.tenant(tenant_id) as session:
-            jobs.requeue(session, job_id, delay_seconds=countdown, reason=reason)
+            jobs.requeue(session, job_id, delay_seconds=countdown, reason=reason, with_rows=snapshot.rows())
+        snapshot.written()
         log.warning(
             "job_retry_scheduled", reason=reason, attempt=claimed.attempts, countdown=round(countdown, 2)
         )
@@ -117,7 +165,7 @@ def _attempt(rt: Runtime, job_id: uuid.UUID, tenant_id: str, claimed: _Claimed) 
         # without bound (found by tests/reliability: an LLM answering 200 with an HTML page). It now
         # ends `failed` with the reason; the job can be re-driven once the cause is understood.
         log.exception("job_unexpected_error", attempt=claimed.attempts)
-        return _fail(rt, job_id, tenant_id, f"unexpected error: {type(error).__name__}")
+        return _fail(rt, job_id, tenant_id, f"unexpected error: {type(error).__name__}", snapshot)
     log.info("job_succeeded", ticket_id=claimed.ticket_id, note_id=note_id, attempt=claimed.attempts)
     return Done("succeeded")
 
@@ -128,17 +176,20 @@ def _reason(error: Exception) -> str:
     return str(error)
 
 
-def _fail(rt: Runtime, job_id: uuid.UUID, tenant_id: str, reason: str) -> Done:
+def _fail(rt: Runtime, job_id: uuid.UUID, tenant_id: str, reason: str, snapshot: _Snapshot) -> Done:
     with rt.db.tenant(tenant_id) as session:
-        jobs.finish(session, job_id, JobStatus.FAILED, reason)
+        jobs.finish(session, job_id, JobStatus.FAILED, reason, with_rows=snapshot.rows())
+    snapshot.written()
     log.warning("job_failed", reason=reason)
     return Done("failed")
 
 
-def _enhance_and_post(rt: Runtime, job_id: uuid.UUID, tenant_id: str, claimed: _Claimed) -> str | None:
-    tenant = rt.tenants.get(tenant_id)
-    if tenant is None or not tenant.enabled:
-        raise PermanentError("tenant is unknown or disabled")
+def _enhance_and_post(
+    rt: Runtime, job_id: uuid.UUID, tenant_id: str, claimed: _Claimed, snapshot: _Snapshot
+) -> str | None:
+    tenant = claimed.tenant
+    if not tenant.enabled:
+        raise PermanentError("tenant is disabled")
     if claimed.note_state is NoteState.POSTED:
         _finish_posted(rt, job_id, tenant_id, None)
         return None
@@ -151,11 +202,17 @@ def _enhance_and_post(rt: Runtime, job_id: uuid.UUID, tenant_id: str, claimed: _
         enhancement = None if first_try else _stored_enhancement(rt, job_id, tenant_id)
         if enhancement is None:
             ticket = sdp.get_ticket(claimed.ticket_id)
-            _record_ticket(rt, job_id, tenant_id, ticket)
+            snapshot.take(job_id, tenant_id, ticket)
             started = time.perf_counter()
             enhancement = rt.llm.enhance(ticket, rt.prompt)
             _store_enhancement(
-                rt, job_id, tenant_id, claimed.ticket_id, enhancement=enhancement, started=started
+                rt,
+                job_id,
+                tenant_id,
+                claimed.ticket_id,
+                enhancement=enhancement,
+                started=started,
+                snapshot=snapshot,
             )
         note_id = _post_once(sdp, claimed, enhancement, recovering=claimed.note_state is NoteState.POSTING)
     _finish_posted(rt, job_id, tenant_id, note_id)
@@ -171,21 +228,6 @@ def _post_once(
             log.info("note_already_posted", ticket_id=claimed.ticket_id, note_id=existing)
             return existing
     return sdp.add_note(claimed.ticket_id, render_note(enhancement, claimed.note_key))
-
-
-def _record_ticket(rt: Runtime, job_id: uuid.UUID, tenant_id: str, ticket: Ticket) -> None:
-    with rt.db.tenant(tenant_id) as session:
-        session.add(
-            TicketHistory(
-                tenant_id=tenant_id,
-                job_id=job_id,
-                ticket_id=ticket.id,
-                subject=ticket.subject,
-                status=ticket.status,
-                priority=ticket.priority,
-                snapshot=ticket.raw,
-            )
-        )
 
 
 def _stored_enhancement(rt: Runtime, job_id: uuid.UUID, tenant_id: str) -> Enhancement | None:
@@ -210,31 +252,26 @@ def _store_enhancement(
     *,
     enhancement: Enhancement,
     started: float,
+    snapshot: _Snapshot,
 ) -> None:
     """Persist the result and `posting` together, before the POST (see module docstring)."""
+    stored = insert(EnhancementHistory).values(
+        tenant_id=tenant_id,
+        job_id=job_id,
+        ticket_id=ticket_id,
+        model=rt.llm.model,
+        prompt_version=rt.prompt.version,
+        summary=enhancement.summary,
+        category=enhancement.category,
+        priority=enhancement.priority,
+        next_steps=enhancement.next_steps,
+        duration_ms=int((time.perf_counter() - started) * 1000),
+    )
     with rt.db.tenant(tenant_id) as session:
-        session.add(
-            EnhancementHistory(
-                tenant_id=tenant_id,
-                job_id=job_id,
-                ticket_id=ticket_id,
-                model=rt.llm.model,
-                prompt_version=rt.prompt.version,
-                summary=enhancement.summary,
-                category=enhancement.category,
-                priority=enhancement.priority,
-                next_steps=enhancement.next_steps,
-                duration_ms=int((time.perf_counter() - started) * 1000),
-            )
-        )
-        jobs.mark_note_posting(session, job_id)
+        jobs.mark_note_posting(session, job_id, with_rows=[stored, *snapshot.rows()])
+    snapshot.written()
 
 
 def _finish_posted(rt: Runtime, job_id: uuid.UUID, tenant_id: str, note_id: str | None) -> None:
     with rt.db.tenant(tenant_id) as session:
-        if note_id is not None:
-            jobs.mark_note_posted(session, job_id, note_id)
-            session.execute(
-                update(EnhancementHistory).where(EnhancementHistory.job_id == job_id).values(note_id=note_id)
-            )
-        jobs.finish(session, job_id, JobStatus.SUCCEEDED)
+        jobs.finish_posted(session, job_id, note_id)

@@ -1,10 +1,16 @@
-"""Faults with real processes: broker outage (sweeper) and a worker killed mid-post (no second note)."""
+"""Faults with real processes: broker outage (sweeper), a worker killed mid-post (no second note), and
+a job whose attempts keep killing their worker (given up at TASK_MAX_RETRIES + 1 attempts)."""
 
 from __future__ import annotations
 
+import json
+import uuid
+
 import httpx
 import pytest
+from sqlalchemy import text
 
+from tests.support.fake_llm import FakeLLM
 from tests.support.fake_servicedesk import FakeServiceDesk
 from tests.support.http_fake import Fault
 from tests.support.net import wait_until
@@ -68,3 +74,61 @@ def test_worker_killed_after_posting_does_not_post_twice(
     assert len(notes) == 1
     assert job["note_id"] == notes[0]["id"]
     assert job["attempts"] == 2
+
+
+def _orphaned_job(stack: Stack, tenant: TenantFixture, ticket: str, attempts: int) -> str:
+    """The row a worker leaves when it dies mid-attempt (segfault, OOM kill): `running`, its lease
+    expired. The sweeper re-sends it to the live worker (SWEEPER_STALE_AFTER_SECONDS=3 in the test env)."""
+    job_id = str(uuid.uuid4())
+    with stack.owner.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO enhancement_jobs (id, tenant_id, ticket_id, dedupe_key, body_sha256, status,"
+                " attempts, note_key, note_state, lease_until, enqueued_at)"
+                " VALUES (:id, :tenant, :ticket, :ticket, :sha, 'running', :attempts, :note_key, 'none',"
+                " now() - interval '1 second', now() - interval '1 minute')"
+            ),
+            {
+                "id": job_id,
+                "tenant": tenant.id,
+                "ticket": ticket,
+                "sha": uuid.uuid4().hex * 2,
+                "attempts": attempts,
+                "note_key": str(uuid.uuid4()),
+            },
+        )
+    return job_id
+
+
+@pytest.mark.parametrize(("attempts_before", "runs"), [(3, True), (4, False)])
+@pytest.mark.usefixtures("worker")
+def test_a_job_is_not_claimed_beyond_its_maximum_attempts(
+    stack: Stack,
+    tenant_a: TenantFixture,
+    fake_llm: FakeLLM,
+    fake_servicedesk: FakeServiceDesk,
+    attempts_before: int,
+    runs: bool,
+) -> None:
+    # TASK_MAX_RETRIES=3 in the test env: at most 4 attempts. A job whose attempts kill their worker
+    # never reaches the retry bound inside an attempt, so the claim itself must stop it.
+    assert stack.env["TASK_MAX_RETRIES"] == "3"
+    ticket = stack.new_ticket(tenant_a)
+    job_id = _orphaned_job(stack, tenant_a, ticket, attempts_before)
+
+    job = stack.wait_for_job(job_id, timeout=30)
+
+    notes = fake_servicedesk.notes_for(tenant_a.instance, ticket)
+    fetched = [r for r in fake_servicedesk.requests if ticket in r["path"]]
+    prompted = [c for c in fake_llm.completions if ticket in json.dumps(c["messages"])]
+    if runs:  # the 4th attempt is still allowed
+        assert job["status"] == "succeeded", job["error"]
+        assert job["attempts"] == 4
+        assert len(notes) == 1
+        return
+    assert job["status"] == "failed"
+    assert job["error"] == "gave up after 4 attempts: the last one never finished (its worker was lost)"
+    assert job["attempts"] == 4  # a refused claim is not an attempt
+    assert job["lease_until"] is None
+    assert job["finished_at"] is not None
+    assert (fetched, prompted, notes) == ([], [], [])

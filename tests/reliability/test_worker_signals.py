@@ -35,6 +35,9 @@ FAST_RECOVERY = {
     "SWEEPER_INTERVAL_SECONDS": "1",
     "SWEEPER_STALE_AFTER_SECONDS": "3",
     "WORKER_CONCURRENCY": "4",
+    # A job can be hit by several of the kills below; each kill costs it an attempt, and the claim gives
+    # a job up after TASK_MAX_RETRIES + 1 attempts. This test is about losing and doubling nothing.
+    "TASK_MAX_RETRIES": "10",
 }
 KILLS = 20
 LLM_DELAY = 0.6  # seconds each LLM reply takes, so that a kill lands mid-task
