@@ -51,6 +51,14 @@ LLM_LATENCY = Histogram(
     buckets=(0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120),
 )
 LLM_ERRORS = Counter("ai_agents_llm_errors_total", "LLM call failures by kind", ["kind"])
+LLM_TOKENS = Counter(
+    "ai_agents_llm_tokens_total",
+    "LLM tokens billed, from the completions' reported usage, by kind (prompt, completion)",
+    ["kind"],
+)
+# Both series exist from start-up (at 0), so rate() and increase() see the first job's tokens.
+for _kind in ("prompt", "completion"):
+    LLM_TOKENS.labels(_kind)
 SDP_LATENCY = Histogram(
     "ai_agents_servicedesk_request_duration_seconds",
     "ServiceDesk Plus API latency per HTTP attempt",

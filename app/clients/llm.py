@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from app.clients.errors import PermanentError, TransientError, parse_retry_after
 from app.clients.servicedesk import Ticket
-from app.metrics import LLM_ERRORS, LLM_LATENCY
+from app.metrics import LLM_ERRORS, LLM_LATENCY, LLM_TOKENS
 from app.prompts import Prompt
 
 
@@ -118,10 +118,23 @@ class LLMClient:
         if not isinstance(completion, ChatCompletion):
             LLM_ERRORS.labels("invalid_response").inc()
             raise PermanentError("llm returned a response that is not a chat completion")
+        _count_tokens(completion)
         if not completion.choices or not completion.choices[0].message.content:
             LLM_ERRORS.labels("empty").inc()
             raise PermanentError("llm returned no content")
         return completion.choices[0].message.content
+
+
+def _count_tokens(completion: ChatCompletion) -> None:
+    """Billed tokens as the server reports them (counted even when the content is then rejected). The
+    SDK does not validate `usage`: a server that omits it or sends odd values leaves the counter alone."""
+    usage = completion.usage
+    if usage is None:
+        return
+    for kind in ("prompt", "completion"):
+        tokens = getattr(usage, f"{kind}_tokens", None)
+        if isinstance(tokens, int) and tokens > 0:
+            LLM_TOKENS.labels(kind).inc(tokens)
 
 
 def _strip_fences(content: str) -> str:

@@ -8,9 +8,10 @@ import uuid
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
-from tests.support.fake_llm import FakeLLM
+from tests.support.fake_llm import DEFAULT_USAGE, FakeLLM
 from tests.support.fake_servicedesk import FakeServiceDesk
 from tests.support.http_fake import Fault
 from tests.support.processes import ApiProcess, WorkerProcess
@@ -70,6 +71,31 @@ def test_prompt_and_history_are_recorded(
         ).one()
     assert tuple(history) == ("v1", "Network", job["note_id"])
     assert snapshot[0] == "Printer on floor 3 jams"
+
+
+def _tokens(metrics: str) -> dict[str, float]:
+    return {
+        sample.labels["kind"]: sample.value
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == "ai_agents_llm_tokens_total"
+    }
+
+
+def test_llm_tokens_are_counted_from_the_reported_usage(
+    stack: Stack, client: httpx.Client, tenant_a: TenantFixture, fake_llm: FakeLLM, worker: WorkerProcess
+) -> None:
+    before = _tokens(worker.metrics())
+    assert before.keys() == {"prompt", "completion"}  # both series exist before the first call
+    fake_llm.usage = {"prompt_tokens": 321, "completion_tokens": 54, "total_tokens": 375}
+    try:
+        job = _run(stack, client, tenant_a, stack.new_ticket(tenant_a))
+    finally:
+        fake_llm.usage = dict(DEFAULT_USAGE)
+    assert job["status"] == "succeeded", job["error"]
+    after = _tokens(worker.metrics())
+    assert after["prompt"] - before["prompt"] == 321
+    assert after["completion"] - before["completion"] == 54
 
 
 def test_rate_limit_with_retry_after_is_honoured(

@@ -15,12 +15,15 @@ DEFAULT_ENHANCEMENT = {
     "next_steps": ["Check the VPN gateway status", "Ask for the client log"],
 }
 
+DEFAULT_USAGE = {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20}
+
 
 class FakeLLM(FakeServer):
     def __init__(self, api_key: str) -> None:
         super().__init__()
         self.api_key = api_key
         self.content: str = json.dumps(DEFAULT_ENHANCEMENT)
+        self.usage: dict[str, int] = dict(DEFAULT_USAGE)
         self.completions: list[dict[str, Any]] = []
 
     @property
@@ -50,7 +53,7 @@ class FakeLLM(FakeServer):
                         "finish_reason": "stop",
                     }
                 ],
-                "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+                "usage": self.usage,
             },
         )
 
