@@ -8,11 +8,10 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from sqlalchemy import text
 
 from app.signing import sign
 from tests.support.processes import ApiProcess, run_cli
-from tests.support.stack import APP_ROLE, Stack, TenantFixture
+from tests.support.stack import Stack, TenantFixture
 
 
 def _headers(tenant: TenantFixture, body: bytes, **overrides: str) -> dict[str, str]:
@@ -242,12 +241,7 @@ def test_connections_closed_by_the_server_are_replaced_not_a_503(
     for n in range(3):  # several connections in the pool, all idle afterwards
         body = stack.payload(f"warm-{uuid.uuid4().hex[:8]}-{n}")
         assert client.post("/webhook/servicedesk", content=body, headers=_headers(tenant_a, body)).is_success
-    with stack.owner.connect() as conn:
-        killed = conn.execute(
-            text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = :role"),
-            {"role": APP_ROLE},
-        ).scalar_one()
-    assert killed >= 1
+    assert stack.terminate_app_connections() >= 1
     body = stack.payload(f"after-{uuid.uuid4().hex[:8]}")
     response = client.post("/webhook/servicedesk", content=body, headers=_headers(tenant_a, body))
     assert response.status_code == 202, response.text

@@ -11,7 +11,6 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from sqlalchemy import text
 
 from tests.support.fake_llm import FakeLLM
 from tests.support.fake_servicedesk import FakeServiceDesk
@@ -21,7 +20,7 @@ from tests.support.net import wait_until
 from tests.support.postgres import PostgresServer
 from tests.support.processes import ApiProcess
 from tests.support.redis_server import RedisServer
-from tests.support.stack import APP_ROLE, Stack, TenantFixture
+from tests.support.stack import Stack, TenantFixture
 
 pytestmark = pytest.mark.slow
 
@@ -90,19 +89,6 @@ def test_redis_down_30s_while_webhooks_arrive_loses_nothing(
     )
 
 
-def _terminate_app_connections(stack: Stack) -> int:
-    with stack.owner.connect() as conn:
-        killed = conn.execute(
-            text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE usename = :role AND pid <> pg_backend_pid()"
-            ),
-            {"role": APP_ROLE},
-        ).scalar_one()
-        conn.commit()
-    return int(killed)
-
-
 def test_postgres_connections_terminated_then_stopped(
     stack: Stack,
     api: ApiProcess,
@@ -124,7 +110,7 @@ def test_postgres_connections_terminated_then_stopped(
     _assert_all_succeeded_once(stack, fake_servicedesk, log, timeout=60)
 
     # 1. Every app connection terminated (failover, pgbouncer restart, idle kill): pre-ping replaces them.
-    terminated = _terminate_app_connections(stack)
+    terminated = stack.terminate_app_connections()
     after_terminate = SendLog()
     for n in range(10):
         send_new_ticket(stack, client, [tenant_a, tenant_b][n % 2], after_terminate)

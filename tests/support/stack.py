@@ -156,6 +156,19 @@ class Stack:
             self._owner = create_engine(self.env["DATABASE_OWNER_URL"], pool_size=2)
         return self._owner
 
+    def terminate_app_connections(self) -> int:
+        """Close every connection of the app role from the server side, as a failover or restart does."""
+        with self.owner.connect() as conn:
+            killed = conn.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE usename = :role AND pid <> pg_backend_pid()"
+                ),
+                {"role": APP_ROLE},
+            ).scalar_one()
+            conn.commit()
+        return int(killed)
+
     def job_count(self, tenant_id: str | None = None) -> int:
         query = "SELECT count(*) FROM enhancement_jobs" + (" WHERE tenant_id = :t" if tenant_id else "")
         with self.owner.connect() as conn:
