@@ -21,6 +21,11 @@ from app.secret_store import SecretStore
 from app.settings import Settings
 
 TENANT_SETTING = "app.tenant_id"
+# Shared by the app role's two pools (this engine, and the webhook's in app/db/ingest.py).
+# How long a caller waits for a free connection before it is answered 503 (Retry-After).
+POOL_TIMEOUT_SECONDS = 5
+# IAM tokens and RDS failovers both favour recycling connections regularly.
+CONNECTION_RECYCLE_SECONDS = 600
 
 
 def _psycopg(url: URL) -> URL:
@@ -89,10 +94,9 @@ def create_app_engine(settings: Settings) -> Engine:
         connect_args=_connect_args(settings, url),
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
-        pool_timeout=5,
+        pool_timeout=POOL_TIMEOUT_SECONDS,
         pool_pre_ping=True,
-        # IAM tokens and RDS failovers both favour recycling connections regularly.
-        pool_recycle=600,
+        pool_recycle=CONNECTION_RECYCLE_SECONDS,
     )
     if _uses_iam_tokens(settings):
         _use_iam_tokens(engine, settings)

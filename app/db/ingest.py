@@ -15,14 +15,10 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from app.db.engine import app_connect_kwargs
+from app.db.engine import CONNECTION_RECYCLE_SECONDS, POOL_TIMEOUT_SECONDS, app_connect_kwargs
 from app.settings import Settings
 
 _ACCEPT = "SELECT job_id, created FROM app_accept_delivery(%s, %s, %s, %s)"
-# How long a webhook waits for a free connection before it is answered 503 (Retry-After).
-POOL_TIMEOUT_SECONDS = 5.0
-# Like the synchronous engine's pool_recycle: IAM tokens and RDS failovers favour fresh connections.
-MAX_CONNECTION_LIFETIME_SECONDS = 600.0
 # psycopg_pool retries a failed connect with a growing back-off (1, 2, 4, 8 s ...) for this long before
 # giving up; the next webhook then starts a fresh attempt. Its default (5 min) kept the pool waiting
 # out its back-off for up to ~15 s after a 10 s database outage, answering 503 while the database was
@@ -49,7 +45,7 @@ class IngestDatabase:
             min_size=1,
             max_size=2 * settings.database_pool_size,
             timeout=POOL_TIMEOUT_SECONDS,
-            max_lifetime=MAX_CONNECTION_LIFETIME_SECONDS,
+            max_lifetime=CONNECTION_RECYCLE_SECONDS,
             reconnect_timeout=RECONNECT_TIMEOUT_SECONDS,
             configure=_autocommit,
             open=False,
