@@ -53,7 +53,7 @@ pytest: deps system-deps $(CHECKOV_STAMP) ## the whole pytest suite (starts its 
 test: deps system-deps lint typecheck pytest ## everything CI runs: linters, type check, the whole suite
 
 run: deps system-deps ## the whole service locally, no Docker (fakes unless LLM_*/--servicedesk-url are real)
-	@$(PY) -m app.localrun $(RUN_ARGS)
+	@$(PY) -m harness.localrun $(RUN_ARGS)
 
 smoke: deps ## smoke-test a running instance: make smoke URL=http://127.0.0.1:8000 TENANT=demo SECRET=...
 	@SMOKE_WEBHOOK_SECRET="$(SECRET)" $(PY) -m app.smoke --base-url "$(URL)" $(if $(TENANT),--tenant "$(TENANT)")

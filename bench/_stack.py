@@ -1,4 +1,4 @@
-"""The whole service on loopback for the benchmarks, built from the test suite's own pieces (tests/support).
+"""The whole service on loopback for the benchmarks, built from the test suite's own pieces (harness/).
 
 Real PostgreSQL, Redis, moto (Secrets Manager), the fake ServiceDesk Plus and fake LLM (with a fixed
 service time), migrations and tenants through the real CLI; the API (uvicorn) and the worker (celery) as
@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench._common import percentile
-from tests.support.fake_llm import FakeLLM
-from tests.support.fake_servicedesk import FakeServiceDesk, Instance
-from tests.support.http_fake import Reply
-from tests.support.moto_server import MotoServer
-from tests.support.postgres import PostgresServer
-from tests.support.processes import ApiProcess, ServiceProcess, WorkerProcess
-from tests.support.redis_server import RedisServer
-from tests.support.stack import LLM_API_KEY, Stack
+from harness.fake_llm import FakeLLM
+from harness.fake_servicedesk import FakeServiceDesk, Instance
+from harness.http_fake import Reply
+from harness.moto_server import MotoServer
+from harness.postgres import PostgresServer
+from harness.processes import ApiProcess, ServiceProcess, WorkerProcess
+from harness.redis_server import RedisServer
+from harness.stack import LLM_API_KEY, Stack
 
 TENANTS = ("bench-a", "bench-b")
 

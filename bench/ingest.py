@@ -30,7 +30,7 @@ from app.signing import sign
 from app.worker.dispatch import QUEUE
 from bench._common import ROOT, print_table, write_result
 from bench._stack import TENANTS, BenchStack, require, service_stack
-from tests.support.processes import ApiProcess
+from harness.processes import ApiProcess
 
 GOAL_RATIO = 0.35
 GOAL_P99_MS = 100.0

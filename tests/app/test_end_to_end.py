@@ -11,11 +11,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
-from tests.support.fake_llm import DEFAULT_USAGE, FakeLLM
-from tests.support.fake_servicedesk import FakeServiceDesk
-from tests.support.http_fake import Fault
-from tests.support.processes import ApiProcess, WorkerProcess
-from tests.support.stack import Stack, TenantFixture
+from harness.fake_llm import DEFAULT_USAGE, FakeLLM
+from harness.fake_servicedesk import FakeServiceDesk
+from harness.http_fake import Fault
+from harness.processes import ApiProcess, WorkerProcess
+from harness.stack import Stack, TenantFixture
 
 pytestmark = pytest.mark.usefixtures("worker")
 

@@ -8,7 +8,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.support.stack import Stack, TenantFixture
+from harness.stack import Stack, TenantFixture
 
 SECURITY_HEADERS = {
     "strict-transport-security": "max-age=63072000; includeSubDomains",

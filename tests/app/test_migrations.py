@@ -12,9 +12,9 @@ from sqlalchemy import create_engine, text
 
 from app.db.migrate import head_revision
 from app.db.models import Base
-from tests.support.postgres import PostgresServer
-from tests.support.processes import REPO, base_env
-from tests.support.stack import Stack
+from harness.postgres import PostgresServer
+from harness.processes import REPO, base_env
+from harness.stack import Stack
 
 
 def test_migrated_schema_matches_the_models(stack: Stack) -> None:

@@ -17,8 +17,8 @@ from redis import Redis
 
 from app.api.publisher import Job, Publisher
 from app.worker.dispatch import QUEUE, TASK_NAME, enqueue_many
-from tests.support.net import wait_until
-from tests.support.redis_server import RedisServer
+from harness.net import wait_until
+from harness.redis_server import RedisServer
 
 
 def _failures() -> float:

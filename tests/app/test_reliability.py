@@ -10,13 +10,13 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from tests.support.fake_llm import FakeLLM
-from tests.support.fake_servicedesk import FakeServiceDesk
-from tests.support.http_fake import Fault
-from tests.support.net import wait_until
-from tests.support.processes import WorkerProcess
-from tests.support.redis_server import RedisServer
-from tests.support.stack import Stack, TenantFixture
+from harness.fake_llm import FakeLLM
+from harness.fake_servicedesk import FakeServiceDesk
+from harness.http_fake import Fault
+from harness.net import wait_until
+from harness.processes import WorkerProcess
+from harness.redis_server import RedisServer
+from harness.stack import Stack, TenantFixture
 
 pytestmark = pytest.mark.slow
 

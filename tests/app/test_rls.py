@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.exc import DBAPIError
 
-from tests.support.stack import Stack
+from harness.stack import Stack
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from app.settings import Settings, SettingsError, load_settings
-from tests.support.processes import REPO, base_env
+from harness.processes import REPO, base_env
 
 LOCAL = {
     "APP_ENV": "local",

@@ -1,5 +1,9 @@
 """Fault suite: real PostgreSQL, Redis, moto, fake upstreams, API and worker processes, broken on purpose.
 
+It stops PostgreSQL and Redis, kills processes and makes the upstreams fail, so it runs on instances
+of its own (declared below from the shared harness functions), never on the ones the other suites
+share: its faults cannot reach their tests, whatever order or worker runs them.
+
 Each test starts the workers it needs (with its own settings) through `fleet` and stops them at the
 end, so one test's worker never picks up another test's jobs. Measured figures are appended to
 build/reliability/figures.jsonl (docs/reliability.md quotes them)."""
@@ -16,27 +20,28 @@ from typing import Any
 
 import pytest
 
-from tests.support.faults import WorkerFleet
-from tests.support.fixtures import (  # noqa: F401 - fixtures are registered by name
-    api,
-    client,
-    fake_llm,
-    fake_servicedesk,
-    moto,
-    postgres,
-    redis_server,
-    stack,
-    tenant_a,
-    tenant_b,
-)
-from tests.support.processes import REPO
-from tests.support.stack import Stack
+from harness import fixtures as shared
+from harness.faults import WorkerFleet
+from harness.processes import REPO
+from harness.stack import Stack
 
 FIGURES = REPO / "build" / "reliability" / "figures.jsonl"
 
+# The whole chain up to the API: pytest caches a session fixture once, whatever its dependencies
+# resolved to, so overriding only the servers would still hand out the shared stack.
+postgres = shared.session_fixture(shared.serve_postgres, "postgres")
+redis_server = shared.session_fixture(shared.serve_redis, "redis_server")
+moto = shared.session_fixture(shared.serve_moto, "moto")
+fake_servicedesk = shared.session_fixture(shared.serve_fake_servicedesk, "fake_servicedesk")
+fake_llm = shared.session_fixture(shared.serve_fake_llm, "fake_llm")
+stack = shared.session_fixture(shared.serve_stack, "stack")
+tenant_a = shared.session_fixture(shared.tenant_a_of, "tenant_a")
+tenant_b = shared.session_fixture(shared.tenant_b_of, "tenant_b")
+api = shared.session_fixture(shared.serve_api, "api")
+
 
 @pytest.fixture
-def fleet(stack: Stack) -> Iterator[WorkerFleet]:  # noqa: F811 - `stack` is the imported fixture
+def fleet(stack: Stack) -> Iterator[WorkerFleet]:
     workers = WorkerFleet(stack.env)
     yield workers
     workers.stop_all()

@@ -12,15 +12,15 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.support.fake_llm import FakeLLM
-from tests.support.fake_servicedesk import FakeServiceDesk
-from tests.support.faults import SendLog, WorkerFleet, percentile, send_new_ticket, wait_all_finished
-from tests.support.http_fake import Fault
-from tests.support.net import wait_until
-from tests.support.postgres import PostgresServer
-from tests.support.processes import ApiProcess
-from tests.support.redis_server import RedisServer
-from tests.support.stack import Stack, TenantFixture
+from harness.fake_llm import FakeLLM
+from harness.fake_servicedesk import FakeServiceDesk
+from harness.faults import SendLog, WorkerFleet, percentile, send_new_ticket, wait_all_finished
+from harness.http_fake import Fault
+from harness.net import wait_until
+from harness.postgres import PostgresServer
+from harness.processes import ApiProcess
+from harness.redis_server import RedisServer
+from harness.stack import Stack, TenantFixture
 
 pytestmark = pytest.mark.slow
 

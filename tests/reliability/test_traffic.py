@@ -18,10 +18,10 @@ import httpx
 import pytest
 
 from app.signing import sign
-from tests.support.fake_servicedesk import FakeServiceDesk
-from tests.support.faults import FINISHED, WorkerFleet, job_rows, percentile, wait_all_finished
-from tests.support.processes import ApiProcess, run_cli
-from tests.support.stack import Stack, TenantFixture
+from harness.fake_servicedesk import FakeServiceDesk
+from harness.faults import FINISHED, WorkerFleet, job_rows, percentile, wait_all_finished
+from harness.processes import ApiProcess, run_cli
+from harness.stack import Stack, TenantFixture
 
 pytestmark = pytest.mark.slow
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.support.fake_llm import FakeLLM
-from tests.support.fake_servicedesk import FakeServiceDesk
-from tests.support.faults import WorkerFleet, wait_all_finished
-from tests.support.http_fake import Fault
-from tests.support.stack import Stack, TenantFixture
+from harness.fake_llm import FakeLLM
+from harness.fake_servicedesk import FakeServiceDesk
+from harness.faults import WorkerFleet, wait_all_finished
+from harness.http_fake import Fault
+from harness.stack import Stack, TenantFixture
 
 pytestmark = pytest.mark.slow
 

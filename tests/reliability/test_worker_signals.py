@@ -18,12 +18,12 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from tests.support.fake_llm import FakeLLM
-from tests.support.fake_servicedesk import FakeServiceDesk
-from tests.support.faults import SendLog, WorkerFleet, job_rows, send_new_ticket, wait_all_finished
-from tests.support.http_fake import Fault
-from tests.support.net import wait_until
-from tests.support.stack import Stack, TenantFixture
+from harness.fake_llm import FakeLLM
+from harness.fake_servicedesk import FakeServiceDesk
+from harness.faults import SendLog, WorkerFleet, job_rows, send_new_ticket, wait_all_finished
+from harness.http_fake import Fault
+from harness.net import wait_until
+from harness.stack import Stack, TenantFixture
 
 pytestmark = pytest.mark.slow
 

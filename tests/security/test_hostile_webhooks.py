@@ -18,10 +18,10 @@ from sqlalchemy import text
 
 from app.prompts import load_prompt
 from app.signing import sign
-from tests.support.fake_llm import DEFAULT_ENHANCEMENT, FakeLLM
-from tests.support.fake_servicedesk import FakeServiceDesk
-from tests.support.processes import ApiProcess, WorkerProcess
-from tests.support.stack import Stack, TenantFixture
+from harness.fake_llm import DEFAULT_ENHANCEMENT, FakeLLM
+from harness.fake_servicedesk import FakeServiceDesk
+from harness.processes import ApiProcess, WorkerProcess
+from harness.stack import Stack, TenantFixture
 
 Headers = dict[str, str]
 

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.core import NotSet
 from schemathesis.core.result import Ok
 
-from tests.support.processes import ApiProcess
-from tests.support.stack import Stack, TenantFixture
+from harness.processes import ApiProcess
+from harness.stack import Stack, TenantFixture
 
 MAX_EXAMPLES = 40
 

@@ -16,9 +16,9 @@ from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 from app.signing import sign
-from tests.support.fake_servicedesk import FakeServiceDesk
-from tests.support.processes import WorkerProcess
-from tests.support.stack import Stack, TenantFixture
+from harness.fake_servicedesk import FakeServiceDesk
+from harness.processes import WorkerProcess
+from harness.stack import Stack, TenantFixture
 
 TENANT_TABLES = ("tenants", "enhancement_jobs", "enhancement_history", "ticket_history")
 

@@ -18,19 +18,19 @@ import httpx
 import pytest
 
 from app.smoke import FAIL, PASS, SECURITY_HEADERS, SKIP, Options, main, report, run_smoke
-from tests.support.net import free_port, wait_until
+from harness.net import free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def local_run() -> Iterator[dict[str, Any]]:
-    """`python -m app.localrun` as `make run` starts it (a free port instead of 8000)."""
+    """`python -m harness.localrun` as `make run` starts it (a free port instead of 8000)."""
     directory = Path(tempfile.mkdtemp(prefix="localrun-"))
     ready_file = directory / "ready.json"
     out = (directory / "stdout").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.localrun", "--port", "0", "--ready-file", str(ready_file)],
+        [sys.executable, "-m", "harness.localrun", "--port", "0", "--ready-file", str(ready_file)],
         cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     try:

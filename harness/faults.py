@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from tests.support.processes import WorkerProcess
-from tests.support.stack import Stack, TenantFixture
+from harness.processes import WorkerProcess
+from harness.stack import Stack, TenantFixture
 
 FINISHED = ("succeeded", "failed")
 

@@ -8,8 +8,7 @@ curl, then runs until Ctrl-C (or SIGTERM) and removes everything it started.
 Real upstreams: set LLM_BASE_URL + LLM_API_KEY (and LLM_MODEL) for a real LLM; pass
 --servicedesk-url with SDP_CREDENTIAL (and --auth-mode) for a real ServiceDesk Plus.
 
-Development only: it reuses the test harness in tests/support, so it needs a checkout (it is not
-part of the images; .dockerignore leaves it out).
+Development only: it is part of the development harness, which no image carries.
 """
 
 from __future__ import annotations
@@ -26,17 +25,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from harness.fake_llm import FakeLLM
+from harness.fake_servicedesk import FakeServiceDesk
+from harness.moto_server import MotoServer
+from harness.net import free_port
+from harness.postgres import PostgresServer
+from harness.processes import ApiProcess, WorkerProcess, run_cli
+from harness.redis_server import RedisServer
+from harness.stack import LLM_API_KEY, Stack, TenantFixture
+
 DEMO_TENANT = "demo"
 LOCAL_ORIGIN = "http://localhost:3000"
-
-
-def _harness() -> None:
-    root = Path(__file__).resolve().parents[1]
-    if not (root / "tests" / "support" / "stack.py").is_file():
-        sys.stderr.write("app.localrun needs a checkout of the repository (it uses tests/support)\n")
-        raise SystemExit(2)
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
 
 
 def signed_curl(base_url: str, tenant: str, secret: str, ticket_id: str) -> str:
@@ -51,7 +50,7 @@ def signed_curl(base_url: str, tenant: str, secret: str, ticket_id: str) -> str:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m app.localrun", description="Run the whole service locally."
+        prog="python -m harness.localrun", description="Run the whole service locally."
     )
     parser.add_argument("--port", type=int, default=8000, help="API port on 127.0.0.1 (0: any free port)")
     parser.add_argument("--servicedesk-url", help="a real ServiceDesk Plus (credential: env SDP_CREDENTIAL)")
@@ -60,18 +59,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:  # noqa: PLR0912, PLR0915 - one linear start-up script
+def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    _harness()
-    from tests.support.fake_llm import FakeLLM
-    from tests.support.fake_servicedesk import FakeServiceDesk
-    from tests.support.moto_server import MotoServer
-    from tests.support.net import free_port
-    from tests.support.postgres import PostgresServer
-    from tests.support.processes import ApiProcess, WorkerProcess, run_cli
-    from tests.support.redis_server import RedisServer
-    from tests.support.stack import LLM_API_KEY, Stack, TenantFixture
-
     real_llm = bool(os.environ.get("LLM_BASE_URL") and os.environ.get("LLM_API_KEY"))
     stop = threading.Event()
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.net import free_port, wait_until
+from harness.net import free_port, wait_until
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def base_env(extra: Mapping[str, str]) -> dict[str, str]:

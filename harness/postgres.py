@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.support.net import free_port
+from harness.net import free_port
 
 OWNER = "owner"
 OWNER_PASSWORD = "owner-password-for-tests-only"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from tests.support.http_fake import FakeServer, Reply
+from harness.http_fake import FakeServer, Reply
 
 ACCEPT = "application/vnd.manageengine.sdp.v3+json"
 _PATH = re.compile(r"^/(?P<instance>[^/]+)/api/v3/requests/(?P<ticket>[^/?]+)(?P<notes>/notes)?(?:\?.*)?$")

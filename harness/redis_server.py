@@ -7,7 +7,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.support.net import free_port, port_open, wait_until
+from harness.net import free_port, port_open, wait_until
 
 
 class RedisServer:

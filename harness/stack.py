@@ -12,12 +12,12 @@ import httpx
 from sqlalchemy import Engine, create_engine, text
 
 from app.signing import job_request_message, sign
-from tests.support.fake_llm import FakeLLM
-from tests.support.fake_servicedesk import FakeServiceDesk
-from tests.support.moto_server import CREDENTIALS, REGION, MotoServer
-from tests.support.postgres import PostgresServer
-from tests.support.processes import run_cli
-from tests.support.redis_server import RedisServer
+from harness.fake_llm import FakeLLM
+from harness.fake_servicedesk import FakeServiceDesk
+from harness.moto_server import CREDENTIALS, REGION, MotoServer
+from harness.postgres import PostgresServer
+from harness.processes import run_cli
+from harness.redis_server import RedisServer
 
 APP_ROLE = "ai_agents_app"
 APP_ROLE_PASSWORD = "app-role-password-for-tests"

@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from tests.support.http_fake import FakeServer, Reply
+from harness.http_fake import FakeServer, Reply
 
 DEFAULT_ENHANCEMENT = {
     "summary": "User cannot reach the VPN since this morning.",
