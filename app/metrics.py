@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -69,6 +69,14 @@ SDP_ERRORS = Counter(
     "ai_agents_servicedesk_errors_total", "ServiceDesk Plus call failures by kind", ["operation", "kind"]
 )
 SWEEPER_REQUEUED = Counter("ai_agents_sweeper_requeued_total", "Jobs the sweeper sent to the broker again")
+TENANT_INVALIDATIONS = Counter(
+    "ai_agents_tenant_invalidations_total",
+    "Tenant change notifications received: the API forgot what it cached about that tenant",
+)
+TENANT_LISTENER_CONNECTED = Gauge(
+    "ai_agents_tenant_listener_connected",
+    "1 while the API hears tenant changes at once; 0 while its caches fall back to short ages",
+)
 
 
 class BacklogCollector(Collector):

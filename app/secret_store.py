@@ -49,6 +49,13 @@ class SecretStore:
         self._ttl = ttl_seconds
         self._cache: dict[str, _Entry] = {}
         self._lock = threading.Lock()
+        # Bumped by every invalidation: a fetch that was under way when one happened may have read
+        # the old value, so its result is returned but not cached.
+        self._invalidations = 0
+
+    @property
+    def ttl(self) -> float:
+        return self._ttl
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SecretStore:
@@ -59,9 +66,12 @@ class SecretStore:
         cached = self.cached_string(secret_id, max_age=max_age)
         if cached is not None:
             return cached
+        with self._lock:
+            invalidations = self._invalidations
         value = self._fetch(secret_id)
         with self._lock:
-            self._cache[secret_id] = _Entry(value, time.monotonic())
+            if invalidations == self._invalidations:
+                self._cache[secret_id] = _Entry(value, time.monotonic())
         return value
 
     def cached_string(self, secret_id: str, *, max_age: float | None = None) -> str | None:
@@ -92,6 +102,7 @@ class SecretStore:
     def invalidate(self, secret_id: str) -> None:
         with self._lock:
             self._cache.pop(secret_id, None)
+            self._invalidations += 1
 
     def _fetch(self, secret_id: str) -> str:
         try:

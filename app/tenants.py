@@ -12,6 +12,7 @@ from app.db.engine import Database
 from app.db.models import AuthMode, Tenant
 from app.secret_store import SecretNotFoundError, SecretStore, SecretUnavailableError
 from app.settings import is_placeholder
+from app.tenant_events import announce_tenant_changed
 
 TENANT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 MIN_WEBHOOK_SECRET_LENGTH = 16
@@ -119,6 +120,7 @@ def add_tenant(
         row.enabled = True
         session.add(row)
         session.flush()
+        announce_tenant_changed(session, tenant_id)
         return TenantInfo.of(row)
 
 
@@ -139,6 +141,8 @@ def rotate_secret(db: Database, store: SecretStore, tenant_id: str, new_secret: 
     secrets = [new_secret, *[s for s in current.webhook_secrets if s != new_secret]][:keep]
     updated = TenantSecret(webhook_secrets=secrets, servicedesk_credential=current.servicedesk_credential)
     store.put_json(secret_id, updated.model_dump())
+    with db.unscoped() as session:
+        announce_tenant_changed(session, tenant_id)
     return len(secrets)
 
 
@@ -148,3 +152,4 @@ def set_enabled(db: Database, tenant_id: str, *, enabled: bool) -> None:
         if row is None:
             raise LookupError(tenant_id)
         row.enabled = enabled
+        announce_tenant_changed(session, tenant_id)

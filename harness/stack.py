@@ -73,7 +73,7 @@ class Stack:
             "LLM_MAX_RETRIES": "1",
             "LLM_TIMEOUT_SECONDS": "10",
             "TENANT_SECRET_PREFIX": TENANT_SECRET_PREFIX,
-            "SECRETS_CACHE_TTL_SECONDS": "1",
+            "SECRETS_CACHE_TTL_SECONDS": "300",
             "SDP_TIMEOUT_SECONDS": "5",
             "SDP_MAX_ATTEMPTS": "2",
             "SDP_RETRY_MAX_WAIT_SECONDS": "2",

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import re
+import time
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, Header, HTTPException, Request, status
 from starlette.requests import ClientDisconnect
 
 from app.api.services import Services
+from app.api.tenant_auth import Unauthorized
 from app.metrics import WEBHOOK_OUTCOMES
 from app.settings import Settings
+from app.signing import job_request_message
+from app.tenants import TenantInfo
 
 
 # Async although they do not await: FastAPI runs a plain `def` dependency in its thread pool, a thread
@@ -31,6 +37,11 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 # Optional on purpose: a missing header is an authentication failure (401), not a schema error (422).
 TenantIdHeader = Annotated[str | None, Header(alias="X-Tenant-ID")]
 SignatureHeader = Annotated[str | None, Header(alias="X-ServiceDesk-Signature")]
+TimestampHeader = Annotated[str | None, Header(alias="X-Signature-Timestamp")]
+UNAUTHORIZED = "invalid tenant or signature"
+# Unix seconds in ASCII digits: checked before int(), which takes other scripts' digits and raises on
+# thousands of them (a 500 before this check).
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 
 async def read_json_body(request: Request, settings: SettingsDep) -> bytes:
@@ -67,3 +78,50 @@ async def read_json_body(request: Request, settings: SettingsDep) -> bytes:
 
 
 RawJsonBody = Annotated[bytes, Depends(read_json_body)]
+
+
+async def signed_request_line(
+    request: Request, settings: SettingsDep, timestamp: TimestampHeader = None
+) -> bytes:
+    """What a request without a body signs: a fresh timestamp, the method and the path.
+
+    The timestamp bounds replay to JOB_AUTH_MAX_SKEW_SECONDS."""
+    if timestamp is None or not _TIMESTAMP.fullmatch(timestamp):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, UNAUTHORIZED)
+    if abs(time.time() - int(timestamp)) > settings.job_auth_max_skew_seconds:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, UNAUTHORIZED)
+    return job_request_message(timestamp, request.method, request.url.path)
+
+
+def _tenant_signed_over(
+    signed_content: Callable[..., Awaitable[bytes]], on_refused: Callable[[], None] = lambda: None
+) -> Callable[..., Awaitable[TenantInfo]]:
+    """The one tenant authentication (app/api/tenant_auth.py), over what a route's requests sign."""
+
+    # `signed` takes a default, not an Annotated hint: this module's annotations are strings, which
+    # FastAPI resolves in the module's globals, where `signed_content` (a closure variable) is not.
+    async def authenticated_tenant(
+        services: ServicesDep,
+        tenant_id: TenantIdHeader = None,
+        signature: SignatureHeader = None,
+        signed: bytes = Depends(signed_content),
+    ) -> TenantInfo:
+        try:
+            return await services.auth.authenticate(tenant_id, signature, signed)
+        except Unauthorized:
+            on_refused()
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, UNAUTHORIZED) from None
+
+    return authenticated_tenant
+
+
+def _count_unauthorized_webhook() -> None:
+    WEBHOOK_OUTCOMES.labels("unauthorized").inc()
+
+
+# A webhook is signed over its raw body (ServiceDesk Plus signs nothing else).
+WebhookTenant = Annotated[
+    TenantInfo, Depends(_tenant_signed_over(read_json_body, _count_unauthorized_webhook))
+]
+# A read is signed over its request line and a fresh timestamp.
+SignedRequestTenant = Annotated[TenantInfo, Depends(_tenant_signed_over(signed_request_line))]

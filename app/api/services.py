@@ -10,9 +10,9 @@ from redis import Redis
 from starlette.concurrency import run_in_threadpool
 
 from app.api.publisher import Publisher
-from app.api.tenant_cache import TenantCache
+from app.api.tenant_auth import TenantAuthenticator
 from app.credentials import redis_url
-from app.db.engine import Database, create_app_engine
+from app.db.engine import Database, app_connect_kwargs, create_app_engine
 from app.db.ingest import IngestDatabase
 from app.db.migrate import head_revision
 from app.secret_store import SecretStore
@@ -35,7 +35,7 @@ class Services:
     redis: Redis
     schema_head: str | None
     ingest: IngestDatabase
-    tenant_cache: TenantCache
+    auth: TenantAuthenticator
     publisher: Publisher
 
     @classmethod
@@ -61,18 +61,25 @@ class Services:
             redis,
             head_revision(),
             IngestDatabase(settings),
-            TenantCache(tenants),
+            TenantAuthenticator(
+                tenants,
+                store,
+                secret_prefix=settings.tenant_secret_prefix,
+                connect_kwargs=app_connect_kwargs(settings),
+            ),
             Publisher(partial(enqueue_many, celery)),
         )
 
     async def open(self) -> None:
         await self.ingest.open()
+        self.auth.listener.start()
         self.publisher.start()
 
     async def close(self) -> None:
         # Within uvicorn's graceful shutdown (--timeout-graceful-shutdown 20): in-flight webhooks
         # have been answered, their jobs get published.
         await run_in_threadpool(self.publisher.close, PUBLISH_DRAIN_SECONDS)
+        await self.auth.listener.stop()
         await self.ingest.close()
         self.redis.close()
         self.db.dispose()
