@@ -14,16 +14,17 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_docker_build as docker_build
 
+from components.workloads.contract import COMPONENTS, Component
 from infra.config import REPO_ROOT
 
-ImageName = Literal["api", "worker", "migrations"]
-IMAGE_NAMES: tuple[ImageName, ...] = ("api", "worker", "migrations")
+# One image per component of the service, built from app/docker/<name>.Dockerfile.
+ImageName = Component
+IMAGE_NAMES: tuple[ImageName, ...] = COMPONENTS
 # EKS nodes are x86_64 (m6i/m6a); building for them explicitly keeps builds on Apple silicon honest.
 PLATFORM = docker_build.Platform.LINUX_AMD64
 CACHE_TAG = "buildcache"

@@ -33,6 +33,14 @@ import yaml
 
 from components.irsa import irsa_role, policy_document
 from components.platform import restricted_namespace
+from components.workloads.contract import (
+    API_PORT,
+    APP_NAME,
+    METRICS_PORT,
+    PART_OF,
+    Component,
+    selector_labels,
+)
 from infra.config import MonitoringSettings
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -55,11 +63,11 @@ PROMETHEUS_POD_LABELS = {"app.kubernetes.io/name": "prometheus"}
 # Grafana's sidecar loads every ConfigMap with this label as a dashboard.
 DASHBOARD_LABEL = ("grafana_dashboard", "1")
 
-APP_NAME = "ai-agents"  # app.kubernetes.io/name of the workloads (components/workloads.py)
+# The job labels the rules and the dashboard select on (targets are relabelled to them).
 API_JOB = "ai-agents-api"
 WORKER_JOB = "ai-agents-worker"
-API_PORT = 8000  # /metrics is served by the API itself
-WORKER_METRICS_PORT = 9090  # WORKER_METRICS_PORT: the worker's own Prometheus endpoint
+# Each scraped component's Service, by its `metrics` port, and the job its targets get.
+SCRAPED: tuple[tuple[Component, str], ...] = (("api", API_JOB), ("worker", WORKER_JOB))
 SCRAPE_INTERVAL = "30s"
 
 
@@ -265,7 +273,7 @@ class MonitoringArgs:
     # The cluster's provider: every Kubernetes object and the Helm release are applied with it.
     provider: k8s.Provider
     region: str
-    # Namespace of the API and worker (components/workloads.py); cert-manager's namespace and chart
+    # Namespace of the API and worker (components/workloads/); cert-manager's namespace and chart
     # version (the name of its metrics port depends on it).
     app_namespace: str
     cert_manager_namespace: str
@@ -354,12 +362,11 @@ class Monitoring(pulumi.ComponentResource):
         after_release = on_cluster.merge(pulumi.ResourceOptions(depends_on=[release]))
         after_workloads = on_cluster.merge(pulumi.ResourceOptions(depends_on=[release, *args.after]))
 
-        for role_name, job, port in (("api", API_JOB, "metrics"), ("worker", WORKER_JOB, "metrics")):
-            selector = {"app.kubernetes.io/name": APP_NAME, "app.kubernetes.io/component": role_name}
+        for component, job in SCRAPED:
             self._service_monitor(
-                role_name,
+                component,
                 args.app_namespace,
-                service_monitor_spec(args.app_namespace, selector, port, job),
+                service_monitor_spec(args.app_namespace, selector_labels(component), "metrics", job),
                 after_workloads,
             )
         cert_manager = {"app.kubernetes.io/name": "cert-manager", "app.kubernetes.io/component": "controller"}
@@ -382,7 +389,7 @@ class Monitoring(pulumi.ComponentResource):
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name="ai-agents",
                 namespace=NAMESPACE,
-                labels={"app.kubernetes.io/part-of": "ai-agents-platform"},
+                labels={"app.kubernetes.io/part-of": PART_OF},
             ),
             spec=load_rules(),
             opts=after_release,
@@ -443,7 +450,7 @@ class Monitoring(pulumi.ComponentResource):
                         from_=[prometheus],
                         ports=[
                             k8s.networking.v1.NetworkPolicyPortArgs(protocol="TCP", port=port)
-                            for port in (API_PORT, WORKER_METRICS_PORT)
+                            for port in (API_PORT, METRICS_PORT)
                         ],
                     )
                 ],

@@ -21,7 +21,8 @@ from components.network import Network, NetworkArgs
 from components.platform import CERT_MANAGER_NAMESPACE, Platform, PlatformArgs
 from components.registry import Registry, RegistryArgs
 from components.secrets import AppSecrets, AppSecretsArgs
-from components.workloads import Backends, Ingressing, Workloads, WorkloadsArgs
+from components.workloads.component import Backends, Workloads, WorkloadsArgs
+from components.workloads.ingress import Ingressing
 from infra.config import StackConfig, load_from_pulumi
 
 

@@ -1,5 +1,5 @@
 """The three Dockerfiles, parsed (dockerfile-parse) and linted (hadolint): the rules of issue 8 and the
-contract with components/images.py (paths, labels) and components/workloads.py (user, commands)."""
+contract with components/images.py (paths, labels) and components/workloads/ (user, ports, commands)."""
 
 from __future__ import annotations
 
@@ -15,14 +15,15 @@ from typing import Any
 import pytest
 
 from components.images import IMAGE_NAMES, dockerfile_path
-from components.workloads import API_PORT, METRICS_PORT, RUN_AS, migrations_plan, worker_plan
+from components.workloads.contract import API_PORT, API_SHUTDOWN_SECONDS, METRICS_PORT, RUN_AS
+from components.workloads.pods import migrations_plan, worker_plan
 from tests.containers.images import REPO, Dockerfile, dockerfile, dockerignore_excludes
 
 # The commands of docs/app.md ("Processes"), which the Deployments rely on.
 COMMANDS = {
     "api": [
         "uvicorn", "app.api.main:app", "--host", "0.0.0.0", "--port", str(API_PORT), "--proxy-headers",
-        "--forwarded-allow-ips=*", "--timeout-graceful-shutdown", "20",
+        "--forwarded-allow-ips=*", "--timeout-graceful-shutdown", str(API_SHUTDOWN_SECONDS),
     ],
     "worker": [
         "celery", "-A", "app.worker.celery_app", "worker", "--pool", "threads", "--queues", "enhancements",

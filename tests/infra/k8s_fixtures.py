@@ -10,7 +10,8 @@ import pulumi_kubernetes as k8s
 
 from components.images import IMAGE_NAMES, Images, ImagesArgs
 from components.platform import Platform, PlatformArgs
-from components.workloads import Backends, Ingressing, Workloads, WorkloadsArgs
+from components.workloads.component import Backends, Workloads, WorkloadsArgs
+from components.workloads.ingress import Ingressing
 from infra.config import StackConfig, load_stack_file
 from tests.infra.harness import Captured, run
 

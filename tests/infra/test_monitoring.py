@@ -25,7 +25,7 @@ from components.monitoring import (
     cert_manager_metrics_port,
 )
 from components.platform import CERT_MANAGER_NAMESPACE
-from components.workloads import Workloads
+from components.workloads.component import Workloads
 from infra.config import StackConfig
 from tests.infra.harness import Captured
 from tests.infra.k8s_fixtures import (

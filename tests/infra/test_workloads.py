@@ -8,13 +8,8 @@ from typing import Any
 
 import pytest
 
-from components.workloads import (
-    TASK_SOFT_TIME_LIMIT_SECONDS,
-    TASK_TIME_LIMIT_SECONDS,
-    config_map_name,
-    digest_of,
-    migrations_job_name,
-)
+from components.workloads.component import config_map_name, digest_of, migrations_job_name
+from components.workloads.pods import TASK_SOFT_TIME_LIMIT_SECONDS, TASK_TIME_LIMIT_SECONDS
 from infra.config import StackConfig
 from tests.infra.harness import Captured
 from tests.infra.k8s_fixtures import (

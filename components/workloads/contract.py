@@ -1,0 +1,39 @@
+"""What the service's images, its pods and whatever watches them agree on.
+
+The Dockerfiles (app/docker/) bake these values in; the pods (pods.py), monitoring's scrape targets
+(components/monitoring.py) and the tests read them from here instead of restating them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+# One image, one service account and one IRSA role each.
+Component = Literal["api", "worker", "migrations"]
+COMPONENTS: tuple[Component, ...] = ("api", "worker", "migrations")
+
+# app.kubernetes.io/name of every pod and Service of the service.
+APP_NAME = "ai-agents"
+PART_OF = "ai-agents-platform"
+
+# uvicorn's port; the API serves its own /metrics there too.
+API_PORT = 8000
+# The worker's own Prometheus endpoint (its WORKER_METRICS_PORT).
+METRICS_PORT = 9090
+# A high UID/GID outside any host range (the images create this user; see app/docker/).
+RUN_AS = 10001
+# uvicorn's graceful-shutdown timeout, set in the API image's command.
+API_SHUTDOWN_SECONDS = 20
+
+
+def selector_labels(component: Component) -> dict[str, str]:
+    return {"app.kubernetes.io/name": APP_NAME, "app.kubernetes.io/component": component}
+
+
+def labels(component: Component, version: str) -> dict[str, str]:
+    return {
+        **selector_labels(component),
+        "app.kubernetes.io/version": version,
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/managed-by": "pulumi",
+    }
