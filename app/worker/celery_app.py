@@ -9,6 +9,8 @@ import sys
 
 from celery import Celery
 
+# Imported for its worker lifecycle hooks (metrics server, sweeper); they fire inside a worker only.
+import app.worker.signals  # noqa: F401
 from app.credentials import redis_url
 from app.log import configure_logging
 from app.secret_store import SecretStore
@@ -30,6 +32,3 @@ def create_celery() -> Celery:
 
 
 celery_app = create_celery()
-
-# Worker lifecycle hooks (metrics server, sweeper); they only fire inside a worker process.
-import app.worker.signals  # noqa: E402, F401

@@ -25,10 +25,10 @@ def _start_metrics(**_: Any) -> None:
 
 
 @worker_ready.connect
-def _start_sweeper(sender: Any = None, **_: Any) -> None:
-    from app.worker.celery_app import celery_app
-
-    sweeper = Sweeper(runtime(), celery_app)
+def _start_sweeper(sender: Any, **_: Any) -> None:
+    # The sender is the worker's consumer; its app is the Celery app it serves (importing
+    # app.worker.celery_app here would be a cycle: that module imports this one).
+    sweeper = Sweeper(runtime(), sender.app)
     sweeper.start()
     _sweeper.append(sweeper)
     log.info("worker_ready", sweeper_interval=get_settings().sweeper_interval_seconds)
