@@ -6,7 +6,7 @@ Same fakes as bench/worker.py (LLM 2 s, ServiceDesk Plus 100 ms per call), one A
 concurrency 32. Deliveries arrive as a Poisson stream at R per second (default 10/s, about 70 % of the
 worker's 32 / 2.2 s capacity: a busy but not overloaded service). Latency is measured on one clock (the
 fakes run in this process): from just before the webhook is sent to the moment the fake ServiceDesk
-Plus stored the note. Goal (issue 11): p95 <= fake latency + 1 s, with the fake latency on a job's path
+Plus stored the note. Goal: p95 <= fake latency + 1 s, with the fake latency on a job's path
 being 2.0 s (LLM) + 2 x 0.1 s (get the ticket, post the note) = 2.2 s.
 """
 

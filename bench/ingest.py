@@ -8,7 +8,7 @@ delivery is distinct and pre-signed (bench/wrk/report.lua), so each one is a rea
 in PostgreSQL is checked against wrk's count of 202s, and the Redis queue must hold every stored job
 within PUBLISH_LAG_LIMIT_S of wrk's end (the API publishes after answering). No worker runs: the jobs
 stay queued in Redis.
-Goal (issue 11): webhook >= 35 % of hello-world requests/s, p99 < 100 ms, 0 errors at 100 connections.
+Goal: webhook >= 35 % of hello-world requests/s, p99 < 100 ms, 0 errors at 100 connections.
 Also sweeps 10, 100 and 200 connections (bench/scale.py plots p99 against connections).
 """
 

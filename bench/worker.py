@@ -6,7 +6,7 @@ The fake LLM answers after a fixed 2 s, the fake ServiceDesk Plus after 100 ms p
 webhooks go through the API first (so the jobs are real rows and real Celery messages), then one worker
 with WORKER_CONCURRENCY=C starts and drains them. Throughput = N / (last note posted - first ticket
 fetched), both stamped by the fake ServiceDesk Plus on one clock: worker start-up and ingest are left
-out, every job's full path is in. Baseline: the ideal `C / 2.1 s` of issue 11 (goal >= 0.9). A job
+out, every job's full path is in. Baseline: the ideal `C / 2.1 s` (goal >= 0.9). A job
 also makes two ServiceDesk Plus calls (get the ticket, post the note), so its true floor is
 2.0 + 2 x 0.1 = 2.2 s and at most 2.1 / 2.2 = 0.955 of the issue's bound is reachable; the result
 records both ratios, and the worker's CPU seconds per job.

@@ -1,6 +1,6 @@
 """Operator CLI: ``python -m stacks plan|diff|drift``.
 
-Exit codes (DESIGN.md): 0 clean, 1 mandatory policy violations (plan) / changes found, 2 bad usage or
+Exit codes: 0 clean, 1 mandatory policy violations (plan) / changes found, 2 bad usage or
 invalid stack config — said in one line, never a traceback.
 """
 

@@ -1,4 +1,4 @@
-"""Every benchmark in quick mode, as `make bench` runs it, so none of them rots (issue 11).
+"""Every benchmark in quick mode, as `make bench` runs it, so none of them rots.
 
 Each one runs as a subprocess with `--quick`, writing into a temporary results directory (the recorded
 results in bench/results stay intact), and must leave a well-formed result: the fields the docs quote

@@ -3,7 +3,7 @@
 * ``promtool check rules`` and ``promtool test rules`` (a firing and a not-firing case per alert, in
   rules-test.yaml); promtool comes from Debian's ``prometheus`` package (tests/bin/install-system-deps).
 * Every alert carries what on-call needs: severity, summary, description, a runbook link to its own
-  section of docs/runbook.md, and the seeds' alerts are all there.
+  section of docs/runbook.md, and the previous deployment's alerts are all there.
 * Every query, in the rules and in the dashboard, names only metrics that exist: the app's own
   (read from its registry, not from a list kept here) or standard kube-state-metrics, cAdvisor and
   cert-manager ones.
@@ -30,7 +30,7 @@ from components.monitoring import DASHBOARD_FILE, RULES_FILE
 HERE = Path(__file__).resolve().parent
 RULES_TEST = HERE / "rules-test.yaml"
 RUNBOOK_PREFIX = "https://github.com/ai-agents-platform/ai-agents-platform/blob/main/docs/runbook.md#alert-"
-# Alerts the seeds name (old Alertmanager), and the ones the issue adds.
+# Alerts the previous deployment had (its Alertmanager), and the ones the issue adds.
 REQUIRED_ALERTS = {
     "ApiDown",
     "ApiHighErrorRate",
@@ -168,7 +168,7 @@ def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
     assert firing == alerts and quiet == alerts
 
 
-def test_seed_and_issue_alerts_are_all_defined() -> None:
+def test_previous_and_new_alerts_are_all_defined() -> None:
     assert {rule["alert"] for rule in rules()} >= REQUIRED_ALERTS
 
 

@@ -106,7 +106,7 @@ def _transport(handler: Callable[[httpx.Request], httpx.Response]) -> httpx.Mock
 
 
 def test_a_service_with_the_old_bugs_fails() -> None:
-    """The seeds' system: no security headers, 500 on a missing signature, HTML 404, public metrics."""
+    """The previous deployment: no security headers, 500 on a missing signature, HTML 404, public metrics."""
 
     def handler(request: httpx.Request) -> httpx.Response:
         path = request.url.path
