@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.config import MonitoringSettings
+from components.monitoring_settings import MonitoringSettings
 
 GIB = 1024**3
 PERIOD_SECONDS = 300

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.cache_settings import CacheSettings
 from components.firewall import security_group_admitting_only
-from infra.config import CacheSettings
 
 REDIS_PORT = 6379
 LOG_RETENTION_DAYS = 30

@@ -15,8 +15,8 @@ import pulumi_aws as aws
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
+from components.cluster_settings import ClusterSettings, NodeGroupSettings
 from components.irsa import irsa_role, service_trust_policy
-from infra.config import ClusterSettings, NodeGroupSettings
 
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 CLUSTER_ADMIN_POLICY = "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy"

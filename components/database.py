@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.database_settings import DatabaseSettings
 from components.firewall import security_group_admitting_only
 from components.irsa import service_trust_policy
-from infra.config import DatabaseSettings
 
 POSTGRES_PORT = 5432
 MASTER_USERNAME = "dbadmin"

@@ -20,7 +20,6 @@ import pulumi_aws as aws
 import pulumi_docker_build as docker_build
 
 from components.workloads.contract import COMPONENTS, Component
-from infra.config import REPO_ROOT
 
 # One image per component of the service, built from app/docker/<name>.Dockerfile.
 ImageName = Component
@@ -31,8 +30,8 @@ CACHE_TAG = "buildcache"
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 
 
-def current_git_sha(env: Mapping[str, str] | None = None, repo: Path = REPO_ROOT) -> str | None:
-    """The commit being deployed: ``GITHUB_SHA`` in CI, else ``git rev-parse HEAD``, else None.
+def current_git_sha(repo: Path, env: Mapping[str, str] | None = None) -> str | None:
+    """The commit being deployed: ``GITHUB_SHA`` in CI, else ``git rev-parse HEAD`` in ``repo``, else None.
 
     None (no git, not a checkout) means the images are tagged with the version only; the caller warns.
     """
@@ -72,7 +71,7 @@ class ImagesArgs:
     version: str
     git_sha: str | None
     # The build context: the repository root (the Dockerfiles copy pyproject.toml and app/).
-    context: Path = REPO_ROOT
+    context: Path
 
 
 class Images(pulumi.ComponentResource):

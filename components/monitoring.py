@@ -32,6 +32,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components.irsa import irsa_role, policy_document
+from components.monitoring_settings import MonitoringSettings
 from components.platform import restricted_namespace
 from components.workloads.contract import (
     API_PORT,
@@ -41,7 +42,6 @@ from components.workloads.contract import (
     Component,
     selector_labels,
 )
-from infra.config import MonitoringSettings
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 RULES_FILE = ASSETS / "prometheus-rules.yaml"

@@ -16,7 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.irsa import service_trust_policy
-from infra.config import NetworkSettings
+from components.network_settings import NetworkSettings
 
 FLOW_LOG_PRINCIPAL = "vpc-flow-logs.amazonaws.com"
 

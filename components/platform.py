@@ -18,7 +18,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.irsa import irsa_trust_policy
-from infra.config import PlatformSettings
+from components.platform_settings import PlatformSettings
 
 CERT_MANAGER_REPO = "https://charts.jetstack.io"
 INGRESS_NGINX_REPO = "https://kubernetes.github.io/ingress-nginx"

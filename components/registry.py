@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.config import RegistrySettings
+from components.registry_settings import RegistrySettings
 
 IMAGES = ("api", "worker", "migrations")
 # The build cache is a moving tag by nature; every other tag is immutable.

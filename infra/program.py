@@ -23,7 +23,7 @@ from components.registry import Registry, RegistryArgs
 from components.secrets import AppSecrets, AppSecretsArgs
 from components.workloads.component import Backends, Workloads, WorkloadsArgs
 from components.workloads.ingress import Ingressing
-from infra.config import StackConfig, load_from_pulumi
+from infra.config import REPO_ROOT, StackConfig, load_from_pulumi
 
 
 def resource_prefix(config: StackConfig) -> str:
@@ -207,14 +207,19 @@ def main() -> None:
         ),
         on_aws,
     )
-    git_sha = current_git_sha()
+    git_sha = current_git_sha(REPO_ROOT)
     if git_sha is None:
         pulumi.log.warn(
             "no git SHA (not a checkout, GITHUB_SHA unset): images are tagged with the version only"
         )
     images = Images(
         prefix,
-        ImagesArgs(repository_urls=registry.repository_urls, version=config.app.version, git_sha=git_sha),
+        ImagesArgs(
+            repository_urls=registry.repository_urls,
+            version=config.app.version,
+            git_sha=git_sha,
+            context=REPO_ROOT,
+        ),
         on_aws,
     )
     workloads = Workloads(

@@ -149,7 +149,7 @@ def config_doc(
 
     missing = undocumented_fields()
     if missing:
-        raise _fail(f"config fields without a docstring in infra/config.py: {', '.join(missing)}")
+        raise _fail(f"config fields without a docstring in their settings type: {', '.join(missing)}")
     text = render()
     if check:
         current = DOC_PATH.read_text(encoding="utf-8") if DOC_PATH.exists() else ""

@@ -1,7 +1,9 @@
 """docs/configuration.md, generated from the typed stack config so the reference cannot drift.
 
-Every key's description is its field docstring in infra/config.py; the default, staging and production
-columns are read from the model and the two stack files.
+Every key's description is its field docstring in the section's settings type, which lives beside its
+component (components/*_settings.py, components/workloads/settings.py) and is composed into StackConfig
+by infra/config.py; the default, staging and production columns are read from the model and the two
+stack files.
 """
 
 from __future__ import annotations
@@ -143,7 +145,7 @@ def render() -> str:
 
 
 def undocumented_fields() -> list[str]:
-    """Dotted paths of fields without a description (a docstring in infra/config.py)."""
+    """Dotted paths of fields without a description (a field docstring in its settings type)."""
     missing: list[str] = []
     for section_name, section_field in StackConfig.model_fields.items():
         if not section_field.description:

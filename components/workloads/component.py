@@ -38,7 +38,7 @@ from components.workloads.pods import (
     pod_spec,
     worker_plan,
 )
-from infra.config import AppSettings, HpaSettings
+from components.workloads.settings import AppSettings, HpaSettings
 
 # The role the app connects to PostgreSQL as, with IAM authentication (created by the migrations).
 DATABASE_USER = "app"

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from infra.config import AppSettings
+from components.workloads.settings import AppSettings
 
 # Paths published on the internet. /metrics is deliberately absent: it is scraped in-cluster only.
 PUBLIC_PREFIXES = ("/webhook", "/api", "/health", "/docs")

@@ -12,7 +12,7 @@ from components.images import IMAGE_NAMES, Images, ImagesArgs
 from components.platform import Platform, PlatformArgs
 from components.workloads.component import Backends, Workloads, WorkloadsArgs
 from components.workloads.ingress import Ingressing
-from infra.config import StackConfig, load_stack_file
+from infra.config import REPO_ROOT, StackConfig, load_stack_file
 from tests.infra.harness import Captured, run
 
 REGION = "eu-west-1"
@@ -80,7 +80,12 @@ def compose(config: StackConfig, after_workloads: AfterWorkloads | None = None) 
         )
         images = Images(
             "images",
-            ImagesArgs(repository_urls=dict(REPOSITORY_URLS), version=config.app.version, git_sha=GIT_SHA),
+            ImagesArgs(
+                repository_urls=dict(REPOSITORY_URLS),
+                version=config.app.version,
+                git_sha=GIT_SHA,
+                context=REPO_ROOT,
+            ),
         )
         workloads = Workloads("app", workloads_args(config, provider, platform, images))
         if after_workloads is not None:

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from components.cache import Cache, CacheArgs, parameter_group_family
-from infra.config import CacheSettings, load_stack_file
+from components.cache_settings import CacheSettings
+from infra.config import load_stack_file
 from stacks.mocks import Registration, is_secret
 from tests.infra.checks import assert_children_parented, assert_only_reachable_from
 from tests.infra.harness import Captured, run

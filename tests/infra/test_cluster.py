@@ -9,7 +9,8 @@ import pulumi
 import pytest
 
 from components.cluster import CLUSTER_ADMIN_POLICY, CONTROL_PLANE_LOG_TYPES, Cluster, ClusterArgs
-from infra.config import ClusterSettings, load_stack_file
+from components.cluster_settings import ClusterSettings
+from infra.config import load_stack_file
 from stacks.mocks import is_secret
 from tests.infra.checks import assert_children_parented, assert_irsa_trust
 from tests.infra.harness import Captured, resolve, run

@@ -14,7 +14,8 @@ import pulumi_aws as aws
 import pytest
 
 from components.database import PARAMETERS, Database, DatabaseArgs, first_secret_arn, parameter_group_family
-from infra.config import DatabaseSettings, load_stack_file
+from components.database_settings import DatabaseSettings
+from infra.config import load_stack_file
 from tests.infra.checks import assert_children_parented, assert_only_reachable_from
 from tests.infra.harness import Captured, resolve, run
 

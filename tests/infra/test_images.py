@@ -16,6 +16,7 @@ from components.images import (
     dockerfile_path,
     registry_address,
 )
+from infra.config import REPO_ROOT
 from stacks.mocks import is_secret
 from tests.infra.harness import Captured, run
 from tests.infra.k8s_fixtures import GIT_SHA, IMAGE, REPOSITORY_URLS
@@ -28,7 +29,10 @@ def build(git_sha: str | None) -> tuple[Captured, dict[str, str]]:
 
     def program() -> None:
         images = Images(
-            "images", ImagesArgs(repository_urls=dict(REPOSITORY_URLS), version="1.4.2", git_sha=git_sha)
+            "images",
+            ImagesArgs(
+                repository_urls=dict(REPOSITORY_URLS), version="1.4.2", git_sha=git_sha, context=REPO_ROOT
+            ),
         )
         for name, ref in images.refs.items():
             ref.apply(lambda value, name=name: refs.__setitem__(name, value))
@@ -95,8 +99,8 @@ def test_without_a_commit_only_the_version_tag() -> None:
 
 
 def test_git_sha_prefers_ci_then_git_then_none(tmp_path: Path) -> None:
-    assert current_git_sha({"GITHUB_SHA": GIT_SHA.upper()}) == GIT_SHA
-    from_git = current_git_sha({})
+    assert current_git_sha(REPO_ROOT, {"GITHUB_SHA": GIT_SHA.upper()}) == GIT_SHA
+    from_git = current_git_sha(REPO_ROOT, {})
     assert from_git is None or len(from_git) == 40
-    assert current_git_sha({"GITHUB_SHA": "not-a-sha"}) is None
-    assert current_git_sha({}, repo=tmp_path) is None, "outside a checkout there is no commit"
+    assert current_git_sha(REPO_ROOT, {"GITHUB_SHA": "not-a-sha"}) is None
+    assert current_git_sha(tmp_path, {}) is None, "outside a checkout there is no commit"

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from components.network import Network, NetworkArgs, subnet_cidrs
-from infra.config import NetworkSettings, load_stack_file
+from components.network_settings import NetworkSettings
+from infra.config import load_stack_file
 from tests.infra.harness import Captured, run
 
 LOGS_KEY = "arn:aws:kms:eu-west-1:123456789012:key/logs"

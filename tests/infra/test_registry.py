@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from components.registry import BUILD_CACHE_TAG, IMAGES, lifecycle_policy
-from infra.config import RegistrySettings, StackConfig, load_stack_file
+from components.registry_settings import RegistrySettings
+from infra.config import StackConfig, load_stack_file
 from tests.infra.harness import Captured, run_stack
 
 REPOSITORY = "aws:ecr/repository:Repository"

@@ -1,0 +1,86 @@
+"""The ``cluster`` section of a stack file: what the Cluster component (cluster.py) is built from."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from components.settings import Cidr, Name, Section
+
+# The EKS versions a stack may run.
+KUBERNETES_VERSIONS = ("1.31", "1.32", "1.33", "1.34")
+
+
+class NodeGroupSettings(Section):
+    name: Name
+    """Name of the managed node group (unique in the cluster)."""
+    instance_types: list[str] = Field(min_length=1)
+    """EC2 instance types the group may launch, in order of preference."""
+    capacity_type: Literal["ON_DEMAND", "SPOT"] = "ON_DEMAND"
+    """`ON_DEMAND` or `SPOT`."""
+    min_size: int = Field(ge=1, le=100)
+    """Fewest nodes the group scales down to."""
+    desired_size: int = Field(ge=1, le=100)
+    """Nodes at creation (the autoscaler owns it afterwards)."""
+    max_size: int = Field(ge=1, le=100)
+    """Most nodes the group scales up to."""
+    disk_size_gib: int = Field(default=50, ge=20, le=1000)
+    """Encrypted gp3 root volume per node."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Kubernetes labels put on the group's nodes."""
+
+    @field_validator("instance_types")
+    @classmethod
+    def _instance_type_shape(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not re.fullmatch(r"[a-z][a-z0-9-]*\.[a-z0-9]+", value):
+                raise ValueError(f"{value!r} is not an EC2 instance type such as 'm6i.large'")
+        return values
+
+    @model_validator(mode="after")
+    def _sizes_ordered(self) -> NodeGroupSettings:
+        if not self.min_size <= self.desired_size <= self.max_size:
+            raise ValueError("needs minSize <= desiredSize <= maxSize")
+        return self
+
+
+class ClusterSettings(Section):
+    kubernetes_version: str = "1.33"
+    """EKS Kubernetes version; one of the versions the policy pack allows."""
+    node_groups: list[NodeGroupSettings] = Field(min_length=1)
+    """Managed node groups, all in private subnets."""
+    public_access_cidrs: list[Cidr] = Field(default_factory=list)
+    """CIDRs allowed to reach the public API endpoint; empty makes the endpoint private only."""
+    admin_role_arns: list[str] = Field(default_factory=list)
+    """IAM roles granted cluster-admin through EKS access entries."""
+
+    @field_validator("kubernetes_version")
+    @classmethod
+    def _supported_version(cls, value: str) -> str:
+        if value not in KUBERNETES_VERSIONS:
+            raise ValueError(f"must be one of {', '.join(KUBERNETES_VERSIONS)} (got {value!r})")
+        return value
+
+    @field_validator("public_access_cidrs")
+    @classmethod
+    def _not_the_internet(cls, values: list[str]) -> list[str]:
+        if "0.0.0.0/0" in values:
+            raise ValueError("0.0.0.0/0 opens the Kubernetes API to the internet; list your admin CIDRs")
+        return values
+
+    @field_validator("admin_role_arns")
+    @classmethod
+    def _role_arns(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+", value):
+                raise ValueError(f"{value!r} is not an IAM role ARN")
+        return values
+
+    @model_validator(mode="after")
+    def _unique_node_groups(self) -> ClusterSettings:
+        names = [group.name for group in self.node_groups]
+        if len(names) != len(set(names)):
+            raise ValueError("node group names must be unique")
+        return self
