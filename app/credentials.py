@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
+from app.log import register_secrets
 from app.secret_store import SecretStore
 from app.settings import Settings, SettingsError, is_placeholder
 
@@ -12,7 +13,10 @@ def redis_url(settings: Settings, store: SecretStore | None) -> str:
     """The broker URL. In AWS the AUTH token is read once at start-up: ElastiCache accepts the old and
     the new token during a rotation, so a rolling restart picks the new one up without downtime."""
     if settings.redis_url is not None:
-        return settings.redis_url.get_secret_value()
+        url = settings.redis_url.get_secret_value()
+        password = urlsplit(url).password or ""
+        register_secrets(password, unquote(password))
+        return url
     scheme = "rediss" if settings.redis_tls else "redis"
     auth = ""
     if settings.redis_auth_secret_arn:
@@ -22,6 +26,7 @@ def redis_url(settings: Settings, store: SecretStore | None) -> str:
         if not token or is_placeholder(token):
             raise SettingsError("the secret named by REDIS_AUTH_SECRET_ARN is empty or a placeholder")
         auth = f":{quote(token, safe='')}@"
+        register_secrets(quote(token, safe=""))  # the token as it appears in the URL
     query = "?ssl_cert_reqs=required" if settings.redis_tls else ""
     return f"{scheme}://{auth}{settings.redis_host}:{settings.redis_port}/{settings.redis_db}{query}"
 
@@ -29,7 +34,9 @@ def redis_url(settings: Settings, store: SecretStore | None) -> str:
 def llm_api_key(settings: Settings, store: SecretStore | None) -> str:
     """Read per use (through the cache) so a rotated key is picked up within the TTL."""
     if settings.llm_api_key is not None:
-        return settings.llm_api_key.get_secret_value()
+        key = settings.llm_api_key.get_secret_value()
+        register_secrets(key)
+        return key
     if store is None or settings.llm_api_key_secret_arn is None:
         raise SettingsError("LLM_API_KEY_SECRET_ARN needs Secrets Manager access")
     return store.get_string(settings.llm_api_key_secret_arn).strip()

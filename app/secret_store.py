@@ -16,6 +16,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from app.log import register_secrets
 from app.settings import Settings
 
 
@@ -25,6 +26,27 @@ class SecretUnavailableError(Exception):
 
 class SecretNotFoundError(Exception):
     """The secret does not exist."""
+
+
+def _mask_in_logs(raw: str) -> None:
+    """Mask this secret in every log line from now on: the whole string and, for a JSON secret, each
+    string inside it (webhook secrets, the ServiceDesk Plus credential, the database password), as
+    that is what a log line would quote."""
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError:
+        parsed = None
+    register_secrets(raw, *_strings_in(parsed))
+
+
+def _strings_in(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return [text for item in value for text in _strings_in(item)]
+    return []
 
 
 @dataclass(slots=True)
@@ -117,12 +139,14 @@ class SecretStore:
         value = response.get("SecretString")
         if not isinstance(value, str):
             raise SecretUnavailableError(f"secret {secret_id} has no SecretString")
+        _mask_in_logs(value)
         return value
 
     # Writes are used by the admin CLI only.
     def put_json(self, secret_id: str, value: dict[str, Any], *, description: str = "") -> str:
         """Create the secret or add a new version; return its ARN."""
         body = json.dumps(value)
+        _mask_in_logs(body)
         try:
             response = self._client.put_secret_value(SecretId=secret_id, SecretString=body)
         except ClientError as error:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from app.credentials import owner_credentials
+from app.log import register_secrets, replace_secrets
 from app.secret_store import SecretStore
 from app.settings import Settings
 
@@ -46,9 +47,15 @@ def _connect_args(settings: Settings, url: URL) -> dict[str, Any]:
     return args
 
 
+def _registered(url: URL) -> URL:
+    """`url`, its password now masked in the logs."""
+    register_secrets(url.password)
+    return url
+
+
 def _app_url(settings: Settings) -> URL:
     if settings.database_url is not None:
-        return _psycopg(make_url(settings.database_url.get_secret_value()))
+        return _registered(_psycopg(make_url(settings.database_url.get_secret_value())))
     return URL.create(
         "postgresql+psycopg",
         username=settings.database_user,
@@ -67,7 +74,7 @@ def _iam_token_factory(settings: Settings) -> Callable[[], str]:
     rds = boto3.client("rds", region_name=settings.aws_region)
 
     def token() -> str:
-        return str(
+        value = str(
             rds.generate_db_auth_token(
                 DBHostname=settings.database_host,
                 Port=settings.database_port,
@@ -75,6 +82,9 @@ def _iam_token_factory(settings: Settings) -> Callable[[], str]:
                 Region=settings.aws_region,
             )
         )
+        # One per connection: only the newest is masked, the set of secrets must not grow forever.
+        replace_secrets("rds-iam-token", value)
+        return value
 
     return token
 
@@ -129,7 +139,7 @@ def app_connect_kwargs(settings: Settings) -> Callable[[], dict[str, Any]]:
 
 def owner_url(settings: Settings, store: SecretStore | None) -> URL:
     if settings.database_owner_url is not None:
-        return _psycopg(make_url(settings.database_owner_url.get_secret_value()))
+        return _registered(_psycopg(make_url(settings.database_owner_url.get_secret_value())))
     username, password = owner_credentials(settings, store)
     return URL.create(
         "postgresql+psycopg",
