@@ -90,6 +90,30 @@ def ensure_app_role(connection: Connection, role: str, password: str | None) -> 
     ]
     for grant in grants:
         cursor.execute(grant)
+    deny_temporary_objects(connection, role)
+
+
+def deny_temporary_objects(connection: Connection, role: str) -> None:
+    """No temporary tables, views or functions for the app role: nothing in the service needs one, and
+    they are searched before any schema unless a search_path names `pg_temp`, so a SECURITY DEFINER
+    function could be made to run one as the owner. Database-level, like CONNECT above, so it is
+    re-asserted at every release rather than once by a migration; it only ever narrows the role.
+    """
+    database = sql.Identifier(connection.execute(text("SELECT current_database()")).scalar_one())
+    # PUBLIC grants TEMPORARY by default; the role itself is named in case anyone granted it directly.
+    _raw(connection).cursor().execute(
+        sql.SQL("REVOKE TEMPORARY ON DATABASE {} FROM PUBLIC, {}").format(database, sql.Identifier(role))
+    )
+    # REVOKE only warns when it lacks the grant option, and the role may inherit TEMPORARY from
+    # another role: check the effective privilege rather than trust the statement.
+    still = connection.execute(
+        text("SELECT has_database_privilege(:role, current_database(), 'TEMPORARY')"), {"role": role}
+    ).scalar_one()
+    if still:
+        raise SettingsError(
+            f"the app role {role} can still create temporary objects: revoke TEMPORARY on the database "
+            "from the roles it is a member of, as the database owner"
+        )
 
 
 def migrate(settings: Settings, store: SecretStore | None) -> str | None:
