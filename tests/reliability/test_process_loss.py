@@ -1,5 +1,8 @@
 """Faults with real processes: broker outage (sweeper), a worker killed mid-post (no second note), and
-a job whose attempts keep killing their worker (given up at TASK_MAX_RETRIES + 1 attempts)."""
+a job whose attempts keep killing their worker (given up at TASK_MAX_RETRIES + 1 attempts).
+
+They stop Redis and kill workers, so they live with the other fault tests, on the suite's own servers,
+each with a worker of its own from `fleet`."""
 
 from __future__ import annotations
 
@@ -12,9 +15,9 @@ from sqlalchemy import text
 
 from harness.fake_llm import FakeLLM
 from harness.fake_servicedesk import FakeServiceDesk
+from harness.faults import WorkerFleet
 from harness.http_fake import Fault
 from harness.net import wait_until
-from harness.processes import WorkerProcess
 from harness.redis_server import RedisServer
 from harness.stack import Stack, TenantFixture
 
@@ -26,9 +29,10 @@ def test_broker_outage_loses_no_job(
     client: httpx.Client,
     tenant_a: TenantFixture,
     redis_server: RedisServer,
-    worker: WorkerProcess,
+    fleet: WorkerFleet,
     fake_servicedesk: FakeServiceDesk,
 ) -> None:
+    worker = fleet.start()
     ticket = stack.new_ticket(tenant_a)
     redis_server.stop()
     try:
@@ -52,9 +56,10 @@ def test_worker_killed_after_posting_does_not_post_twice(
     stack: Stack,
     client: httpx.Client,
     tenant_b: TenantFixture,
-    worker: WorkerProcess,
+    fleet: WorkerFleet,
     fake_servicedesk: FakeServiceDesk,
 ) -> None:
+    worker = fleet.start()
     ticket = stack.new_ticket(tenant_b)
     # The note lands, but the reply is late: the worker dies between POST and recording it.
     fake_servicedesk.add_fault(f"POST notes {ticket}", Fault(after=True, delay=10))
@@ -101,9 +106,9 @@ def _orphaned_job(stack: Stack, tenant: TenantFixture, ticket: str, attempts: in
 
 
 @pytest.mark.parametrize(("attempts_before", "runs"), [(3, True), (4, False)])
-@pytest.mark.usefixtures("worker")
 def test_a_job_is_not_claimed_beyond_its_maximum_attempts(
     stack: Stack,
+    fleet: WorkerFleet,
     tenant_a: TenantFixture,
     fake_llm: FakeLLM,
     fake_servicedesk: FakeServiceDesk,
@@ -113,6 +118,7 @@ def test_a_job_is_not_claimed_beyond_its_maximum_attempts(
     # TASK_MAX_RETRIES=3 in the test env: at most 4 attempts. A job whose attempts kill their worker
     # never reaches the retry bound inside an attempt, so the claim itself must stop it.
     assert stack.env["TASK_MAX_RETRIES"] == "3"
+    fleet.start()
     ticket = stack.new_ticket(tenant_a)
     job_id = _orphaned_job(stack, tenant_a, ticket, attempts_before)
 
