@@ -9,7 +9,8 @@ from pydantic import Field, field_validator, model_validator
 
 from components.settings import Cidr, Name, Section
 
-# The EKS versions a stack may run.
+# The EKS versions a stack may run, written only here: the policy pack's eksAllowedVersions defaults to
+# this list, so the program and the pack cannot disagree about what is supported.
 KUBERNETES_VERSIONS = ("1.31", "1.32", "1.33", "1.34")
 
 

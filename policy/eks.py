@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from components.cluster_settings import KUBERNETES_VERSIONS
 from policy.core import (
     Resource,
     StackResource,
@@ -26,6 +27,8 @@ from policy.core import (
 )
 from policy.settings import PolicySettings
 
+# The remediation names the default range; a stack's own list comes from eksAllowedVersions.
+DEFAULT_VERSIONS = f"{KUBERNETES_VERSIONS[0]}-{KUBERNETES_VERSIONS[-1]}"
 COMPONENT = "eks:index:Cluster"
 CLUSTER = "aws:eks/cluster:Cluster"
 MANAGED_NODE_GROUP = "eks:index:ManagedNodeGroup"
@@ -146,7 +149,7 @@ POLICIES = [
         "eks-supported-version",
         types=[COMPONENT, CLUSTER, MANAGED_NODE_GROUP],
         description="An unpinned or out-of-support Kubernetes version gets no security fixes (or upgrades unplanned).",
-        remediation="pin version to one of eksAllowedVersions (1.31-1.34 by default).",
+        remediation=f"pin version to one of eksAllowedVersions ({DEFAULT_VERSIONS} by default).",
         check=_version,
     ),
     resource_policy(

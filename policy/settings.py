@@ -23,6 +23,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
+from components.cluster_settings import KUBERNETES_VERSIONS
+
 PACK_DIR = Path(__file__).resolve().parent
 PACK_FILE = PACK_DIR / "PulumiPolicy.yaml"
 
@@ -47,7 +49,8 @@ class PolicySettings(BaseModel):
     elasticache_min_replicas: int = Field(default=1, ge=1, le=5)
     elasticache_min_snapshot_retention_days: int = Field(default=1, ge=1, le=35)
     elasticache_is_broker: bool = True
-    eks_allowed_versions: tuple[str, ...] = ("1.31", "1.32", "1.33", "1.34")
+    # The versions a stack file may choose; PulumiPolicy.yaml does not restate them.
+    eks_allowed_versions: tuple[str, ...] = KUBERNETES_VERSIONS
     eks_required_log_types: tuple[str, ...] = ("api", "audit", "authenticator")
     public_ingress_ports: tuple[int, ...] = (80, 443)
     load_balancer_security_group_pattern: str = r"(^|-)(lb|alb|nlb|elb|ingress)(-|$)"

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from components.cluster_settings import KUBERNETES_VERSIONS
 from infra.config import (
     PROJECT,
     ConfigError,
@@ -111,7 +112,7 @@ FIELD_RULES = [
         "cluster.kubernetesVersion",
         "1.20",
         "cluster.kubernetesVersion",
-        "must be one of 1.31, 1.32, 1.33, 1.34 (got '1.20')",
+        f"must be one of {', '.join(KUBERNETES_VERSIONS)} (got '1.20')",
     ),
     ("cluster.adminRoleArns", ["admin"], "cluster.adminRoleArns", "'admin' is not an IAM role ARN"),
     ("cluster.nodeGroups.0.minSize", 9, "cluster.nodeGroups.0", "needs minSize <= desiredSize <= maxSize"),

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from components.cluster_settings import KUBERNETES_VERSIONS
+
 PROJECT = "ai-agents-platform"
 STACK = "production"
 KEY = "arn:aws:kms:eu-west-1:123456789012:key/0b7e0f4e-1111-2222-3333-444455556666"
@@ -688,7 +690,7 @@ CASES: list[Case] = [
         "eks-supported-version",
         EKS,
         {"version": "1.27"},
-        "cluster runs Kubernetes 1.27; supported versions are 1.31, 1.32, 1.33, 1.34.",
+        f"cluster runs Kubernetes 1.27; supported versions are {', '.join(KUBERNETES_VERSIONS)}.",
     ),
     Case(
         "eks-imdsv2-required",

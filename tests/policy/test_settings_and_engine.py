@@ -14,6 +14,7 @@ from pulumi.runtime.proto import analyzer_pb2_grpc
 from pulumi_policy import EnforcementLevel
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
+from components.cluster_settings import KUBERNETES_VERSIONS
 from policy.checker import check_plan
 from policy.pack import POLICIES, enforcement_level, initial_config
 from policy.settings import PolicyConfigError, load_settings
@@ -35,7 +36,8 @@ def test_stack_settings_come_from_pulumi_policy_yaml() -> None:
     assert production.production and not staging.production
     assert (staging.rds_min_backup_retention_days, production.rds_min_backup_retention_days) == (7, 14)
     assert production.rds_require_multi_az and not staging.rds_require_multi_az
-    assert staging.eks_allowed_versions == ("1.31", "1.32", "1.33", "1.34")
+    # Not restated in PulumiPolicy.yaml: both stacks allow exactly what a stack file may choose.
+    assert staging.eks_allowed_versions == production.eks_allowed_versions == KUBERNETES_VERSIONS
 
 
 def test_multi_az_and_deletion_protection_are_production_only_by_default() -> None:
