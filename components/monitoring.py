@@ -2,7 +2,8 @@
 configuration for the service, its alerting rules and its dashboard.
 
 * kube-prometheus-stack from its official chart at the version pinned in the stack config; Prometheus
-  keeps ``retention_days`` of metrics on an encrypted gp3 volume (EBS CSI driver) of ``storage_gib``.
+  keeps ``retention_days`` of metrics on an encrypted gp3 volume (EBS CSI driver) of ``storage_gib``
+  (the chart's values are built in monitoring_values.py).
 * ServiceMonitors for the API (``/metrics`` on its HTTP port), the Celery worker (its own metrics
   port: the worker runs the threads pool, one process, so one registry holds every task's metrics)
   and cert-manager (certificate expiry). Targets are relabelled ``job="ai-agents-api"`` /
@@ -33,6 +34,15 @@ import yaml
 
 from components.irsa import irsa_role, policy_document
 from components.monitoring_settings import MonitoringSettings
+from components.monitoring_values import (
+    ALERTMANAGER_SERVICE_ACCOUNT,
+    DASHBOARD_LABEL,
+    FULLNAME,
+    NAMESPACE,
+    SCRAPE_INTERVAL,
+    STORAGE_CLASS,
+    chart_values,
+)
 from components.platform import restricted_namespace
 from components.workloads.contract import (
     API_PORT,
@@ -49,26 +59,15 @@ DASHBOARD_FILE = ASSETS / "grafana-dashboard.json"
 
 CHART = "kube-prometheus-stack"
 CHART_REPO = "https://prometheus-community.github.io/helm-charts"
-NAMESPACE = "monitoring"
 RELEASE = "kube-prometheus-stack"
-# Short object names (kps-prometheus, kps-alertmanager, kps-grafana) instead of the release name twice.
-FULLNAME = "kps"
-STORAGE_CLASS = "gp3-encrypted"
-ALERTMANAGER_SERVICE_ACCOUNT = "alertmanager"
-# The node exporter needs the host's network, PID namespace and filesystem: it runs in kube-system
-# (exempt from Pod Security, like every other host agent) so this namespace can enforce `restricted`.
-NODE_EXPORTER_NAMESPACE = "kube-system"
 # Labels the operator puts on every Prometheus server pod it runs.
 PROMETHEUS_POD_LABELS = {"app.kubernetes.io/name": "prometheus"}
-# Grafana's sidecar loads every ConfigMap with this label as a dashboard.
-DASHBOARD_LABEL = ("grafana_dashboard", "1")
 
 # The job labels the rules and the dashboard select on (targets are relabelled to them).
 API_JOB = "ai-agents-api"
 WORKER_JOB = "ai-agents-worker"
 # Each scraped component's Service, by its `metrics` port, and the job its targets get.
 SCRAPED: tuple[tuple[Component, str], ...] = (("api", API_JOB), ("worker", WORKER_JOB))
-SCRAPE_INTERVAL = "30s"
 
 
 class RelabelConfig(TypedDict):
@@ -131,124 +130,6 @@ def service_monitor_spec(
         "selector": {"matchLabels": dict(selector)},
         "namespaceSelector": {"matchNames": [namespace]},
         "endpoints": [endpoint],
-    }
-
-
-def alertmanager_config(topic_arn: pulumi.Input[str], region: str) -> dict[str, Any]:
-    """Route every alert to the alarm SNS topic; the always-firing Watchdog goes nowhere."""
-    return {
-        "global": {"resolve_timeout": "5m"},
-        "route": {
-            "receiver": "sns",
-            "group_by": ["alertname", "namespace", "severity"],
-            "group_wait": "30s",
-            "group_interval": "5m",
-            "repeat_interval": "4h",
-            "routes": [
-                {"receiver": "null", "matchers": ['alertname = "Watchdog"']},
-                {"receiver": "null", "matchers": ['alertname = "InfoInhibitor"']},
-            ],
-        },
-        "inhibit_rules": [
-            {
-                "source_matchers": ['severity = "critical"'],
-                "target_matchers": ['severity = "warning"'],
-                "equal": ["alertname", "namespace"],
-            }
-        ],
-        "receivers": [
-            {"name": "null"},
-            {
-                "name": "sns",
-                "sns_configs": [
-                    {
-                        "topic_arn": topic_arn,
-                        # No keys: the AWS SDK picks up the IRSA web identity of the pod.
-                        "sigv4": {"region": region},
-                        "subject": "[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }} ({{ .CommonLabels.severity }})",
-                        "send_resolved": True,
-                        "attributes": {"severity": "{{ .CommonLabels.severity }}"},
-                    }
-                ],
-            },
-        ],
-    }
-
-
-def chart_values(
-    settings: MonitoringSettings,
-    *,
-    replicas: int,
-    alertmanager_role_arn: pulumi.Input[str],
-    topic_arn: pulumi.Input[str],
-    region: str,
-) -> dict[str, Any]:
-    storage = {
-        "volumeClaimTemplate": {
-            "spec": {
-                "storageClassName": STORAGE_CLASS,
-                "accessModes": ["ReadWriteOnce"],
-                "resources": {"requests": {"storage": f"{settings.storage_gib}Gi"}},
-            }
-        }
-    }
-    # Prometheus deletes the oldest blocks before the volume fills (time retention alone cannot).
-    retention_size = f"{max(1, settings.storage_gib * 85 // 100)}GB"
-    return {
-        "fullnameOverride": FULLNAME,
-        "crds": {"enabled": True},
-        "defaultRules": {"create": True},
-        "prometheus-node-exporter": {"namespaceOverride": NODE_EXPORTER_NAMESPACE},
-        "prometheus": {
-            "prometheusSpec": {
-                "replicas": replicas,
-                "retention": f"{settings.retention_days}d",
-                "retentionSize": retention_size,
-                "storageSpec": storage,
-                "scrapeInterval": SCRAPE_INTERVAL,
-                # Select every ServiceMonitor, PodMonitor and rule in the cluster, not only the chart's.
-                "serviceMonitorSelectorNilUsesHelmValues": False,
-                "podMonitorSelectorNilUsesHelmValues": False,
-                "ruleSelectorNilUsesHelmValues": False,
-                "probeSelectorNilUsesHelmValues": False,
-                "resources": {"requests": {"cpu": "250m", "memory": "1Gi"}, "limits": {"memory": "4Gi"}},
-            }
-        },
-        "alertmanager": {
-            "serviceAccount": {
-                "create": True,
-                "name": ALERTMANAGER_SERVICE_ACCOUNT,
-                "annotations": {"eks.amazonaws.com/role-arn": alertmanager_role_arn},
-            },
-            "alertmanagerSpec": {
-                "replicas": replicas,
-                "storage": {
-                    "volumeClaimTemplate": {
-                        "spec": {
-                            "storageClassName": STORAGE_CLASS,
-                            "accessModes": ["ReadWriteOnce"],
-                            "resources": {"requests": {"storage": "2Gi"}},
-                        }
-                    }
-                },
-                "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
-            },
-            "config": alertmanager_config(topic_arn, region),
-        },
-        "grafana": {
-            # Empty: the Grafana chart generates a random admin password into its Secret (and keeps
-            # it across upgrades) instead of the chart's well-known default.
-            "adminPassword": "",
-            "defaultDashboardsTimezone": "utc",
-            "sidecar": {
-                "dashboards": {
-                    "enabled": True,
-                    "label": DASHBOARD_LABEL[0],
-                    "labelValue": DASHBOARD_LABEL[1],
-                    "searchNamespace": NAMESPACE,
-                }
-            },
-        },
     }
 
 

@@ -17,13 +17,12 @@ from components.monitoring import (
     CHART,
     CHART_REPO,
     DASHBOARD_FILE,
-    NAMESPACE,
     RULES_FILE,
-    STORAGE_CLASS,
     Monitoring,
     MonitoringArgs,
     cert_manager_metrics_port,
 )
+from components.monitoring_values import NAMESPACE, STORAGE_CLASS
 from components.platform import CERT_MANAGER_NAMESPACE
 from components.workloads.component import Workloads
 from infra.config import StackConfig
