@@ -6,8 +6,11 @@ workloads → monitoring/alarms → exports
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import pulumi
 import pulumi_aws as aws
+import pulumi_kubernetes as k8s
 
 from components.alarms import Alarms, AlarmsArgs
 from components.cache import Cache, CacheArgs
@@ -105,23 +108,103 @@ def observability(
     )
     Monitoring(
         f"{prefix}-monitoring",
-        MonitoringArgs(
-            settings=config.monitoring,
+        monitoring_args(
+            config,
             provider=cluster.provider,
-            region=config.aws.region,
-            app_namespace=config.app.namespace,
-            cert_manager_namespace=CERT_MANAGER_NAMESPACE,
-            cert_manager_chart_version=config.platform.cert_manager_chart_version,
             alarm_topic_arn=alarms.topic_arn,
             alarm_topic_kms_key_arn=alarms.topic_kms_key_arn,
             oidc_provider_arn=cluster.oidc_provider_arn,
             oidc_issuer=cluster.oidc_issuer,
-            replicas=2 if config.is_production else 1,
             after=after,
         ),
         opts,
     )
     return alarms
+
+
+# How components are wired to each other and to the config: functions rather than inline in main(),
+# so the component tests (tests/infra/k8s_fixtures.py) compose exactly what the program does.
+
+
+def platform_args(
+    config: StackConfig,
+    *,
+    provider: k8s.Provider,
+    oidc_provider_arn: pulumi.Input[str],
+    oidc_issuer: pulumi.Input[str],
+) -> PlatformArgs:
+    """The cluster add-ons on ``provider``, with IRSA through the cluster's OIDC provider."""
+    return PlatformArgs(
+        settings=config.platform,
+        provider=provider,
+        region=config.aws.region,
+        oidc_provider_arn=oidc_provider_arn,
+        oidc_issuer=oidc_issuer,
+    )
+
+
+def ingressing(config: StackConfig, platform: Platform) -> Ingressing:
+    """How the workloads publish the API through what the platform installed."""
+    return Ingressing(
+        hostname=config.public_hostname,
+        cluster_issuer=platform.cluster_issuer,
+        ingress_class=platform.ingress_class,
+        controller_namespace=platform.ingress_namespace,
+        # Without a hosted zone cert-manager answers HTTP-01 from solver pods behind the ingress.
+        acme_http01=config.platform.hosted_zone_id is None,
+        depends_on=platform.ingress_dependencies,
+    )
+
+
+def workloads_args(
+    config: StackConfig,
+    platform: Platform,
+    *,
+    provider: k8s.Provider,
+    images: Mapping[str, pulumi.Input[str]],
+    role_arns: Mapping[str, pulumi.Input[str]],
+    backends: Backends,
+    vpc_cidr: str,
+) -> WorkloadsArgs:
+    """The service's workloads, published through what ``platform`` installed."""
+    return WorkloadsArgs(
+        settings=config.app,
+        environment=config.environment,
+        region=config.aws.region,
+        provider=provider,
+        images=images,
+        role_arns=role_arns,
+        backends=backends,
+        ingress=ingressing(config, platform),
+        vpc_cidr=vpc_cidr,
+    )
+
+
+def monitoring_args(
+    config: StackConfig,
+    *,
+    provider: k8s.Provider,
+    alarm_topic_arn: pulumi.Input[str],
+    alarm_topic_kms_key_arn: pulumi.Input[str],
+    oidc_provider_arn: pulumi.Input[str],
+    oidc_issuer: pulumi.Input[str],
+    after: Sequence[pulumi.Resource],
+) -> MonitoringArgs:
+    """Monitoring scraping the app's namespace and cert-manager, alerting to the alarms' topic."""
+    return MonitoringArgs(
+        settings=config.monitoring,
+        provider=provider,
+        region=config.aws.region,
+        app_namespace=config.app.namespace,
+        cert_manager_namespace=CERT_MANAGER_NAMESPACE,
+        cert_manager_chart_version=config.platform.cert_manager_chart_version,
+        alarm_topic_arn=alarm_topic_arn,
+        alarm_topic_kms_key_arn=alarm_topic_kms_key_arn,
+        oidc_provider_arn=oidc_provider_arn,
+        oidc_issuer=oidc_issuer,
+        replicas=2 if config.is_production else 1,
+        after=after,
+    )
 
 
 def main() -> None:
@@ -198,10 +281,9 @@ def main() -> None:
     )
     platform = Platform(
         prefix,
-        PlatformArgs(
-            settings=config.platform,
+        platform_args(
+            config,
             provider=cluster.provider,
-            region=config.aws.region,
             oidc_provider_arn=cluster.oidc_provider_arn,
             oidc_issuer=cluster.oidc_issuer,
         ),
@@ -224,10 +306,9 @@ def main() -> None:
     )
     workloads = Workloads(
         prefix,
-        WorkloadsArgs(
-            settings=config.app,
-            environment=config.environment,
-            region=config.aws.region,
+        workloads_args(
+            config,
+            platform,
             provider=cluster.provider,
             images=images.refs,
             role_arns=identity.role_arns,
@@ -241,14 +322,6 @@ def main() -> None:
                 redis_auth_secret_arn=secrets.redis_auth_secret_arn,
                 llm_api_key_secret_arn=secrets.llm_api_key_secret_arn,
                 tenant_secret_prefix=secrets.tenant_secret_prefix,
-            ),
-            ingress=Ingressing(
-                hostname=config.public_hostname,
-                cluster_issuer=platform.cluster_issuer,
-                ingress_class=platform.ingress_class,
-                controller_namespace=platform.ingress_namespace,
-                acme_http01=config.platform.hosted_zone_id is None,
-                depends_on=platform.ingress_dependencies,
             ),
             vpc_cidr=network.vpc_cidr,
         ),

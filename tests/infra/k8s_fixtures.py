@@ -1,5 +1,5 @@
-"""Platform, images and workloads composed standalone (as infra/program.py composes them), with fake
-AWS inputs of the right shape, so each component can be tested without the AWS components."""
+"""Platform, images and workloads composed standalone, through infra/program.py's wiring functions, with
+fake AWS inputs of the right shape, so each component can be tested without the AWS components."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 import pulumi_kubernetes as k8s
 
 from components.images import IMAGE_NAMES, Images, ImagesArgs
-from components.platform import Platform, PlatformArgs
-from components.workloads.component import Backends, Workloads, WorkloadsArgs
-from components.workloads.ingress import Ingressing
+from components.platform import Platform
+from components.workloads.component import Backends, Workloads
 from infra.config import REPO_ROOT, StackConfig, load_stack_file
+from infra.program import platform_args, workloads_args
 from tests.infra.harness import Captured, run
 
 REGION = "eu-west-1"
@@ -54,6 +54,8 @@ IMAGE = "docker-build:index:Image"
 
 def stack_config(stack: str, **platform: Any) -> StackConfig:
     config = load_stack_file(stack)
+    # The program takes the region from the config; the fake ARNs above must be in the same one.
+    assert config.aws.region == REGION, f"the fixtures assume {REGION}, {stack} is in {config.aws.region}"
     if platform:
         config = config.model_copy(update={"platform": config.platform.model_copy(update=platform)})
     return config
@@ -64,18 +66,15 @@ AfterWorkloads = Callable[[k8s.Provider, Workloads], None]
 
 
 def compose(config: StackConfig, after_workloads: AfterWorkloads | None = None) -> Captured:
-    """Platform, images and workloads as infra/program.py composes them, with literal AWS inputs."""
+    """Platform, images and workloads wired by infra/program.py's own functions, with literal AWS inputs
+    (a test region's, a fake cluster's and fake data stores')."""
 
     def program() -> None:
         provider = k8s.Provider("k8s", kubeconfig="{}")
         platform = Platform(
             "platform",
-            PlatformArgs(
-                settings=config.platform,
-                provider=provider,
-                region=REGION,
-                oidc_provider_arn=OIDC_PROVIDER_ARN,
-                oidc_issuer=OIDC_ISSUER,
+            platform_args(
+                config, provider=provider, oidc_provider_arn=OIDC_PROVIDER_ARN, oidc_issuer=OIDC_ISSUER
             ),
         )
         images = Images(
@@ -87,34 +86,22 @@ def compose(config: StackConfig, after_workloads: AfterWorkloads | None = None) 
                 context=REPO_ROOT,
             ),
         )
-        workloads = Workloads("app", workloads_args(config, provider, platform, images))
+        workloads = Workloads(
+            "app",
+            workloads_args(
+                config,
+                platform,
+                provider=provider,
+                images=images.refs,
+                role_arns=dict(ROLE_ARNS),
+                backends=BACKENDS,
+                vpc_cidr=VPC_CIDR,
+            ),
+        )
         if after_workloads is not None:
             after_workloads(provider, workloads)
 
     return run(program, stack=config.environment)
-
-
-def workloads_args(
-    config: StackConfig, provider: k8s.Provider, platform: Platform, images: Images
-) -> WorkloadsArgs:
-    return WorkloadsArgs(
-        settings=config.app,
-        environment=config.environment,
-        region=REGION,
-        provider=provider,
-        images=images.refs,
-        role_arns=dict(ROLE_ARNS),
-        backends=BACKENDS,
-        ingress=Ingressing(
-            hostname=config.public_hostname,
-            cluster_issuer=platform.cluster_issuer,
-            ingress_class=platform.ingress_class,
-            controller_namespace=platform.ingress_namespace,
-            acme_http01=config.platform.hosted_zone_id is None,
-            depends_on=platform.ingress_dependencies,
-        ),
-        vpc_cidr=VPC_CIDR,
-    )
 
 
 def pod_spec(captured: Captured, type_token: str, name: str) -> dict[str, Any]:

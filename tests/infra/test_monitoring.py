@@ -19,13 +19,13 @@ from components.monitoring import (
     DASHBOARD_FILE,
     RULES_FILE,
     Monitoring,
-    MonitoringArgs,
     cert_manager_metrics_port,
 )
 from components.monitoring_values import NAMESPACE, STORAGE_CLASS
 from components.platform import CERT_MANAGER_NAMESPACE
 from components.workloads.component import Workloads
 from infra.config import StackConfig
+from infra.program import monitoring_args
 from tests.infra.harness import Captured
 from tests.infra.k8s_fixtures import (
     ACCOUNT,
@@ -55,18 +55,13 @@ def compose(config: StackConfig) -> Captured:
     def monitoring(provider: k8s.Provider, workloads: Workloads) -> None:
         Monitoring(
             "mon",
-            MonitoringArgs(
-                settings=config.monitoring,
+            monitoring_args(
+                config,
                 provider=provider,
-                region=REGION,
-                app_namespace=config.app.namespace,
-                cert_manager_namespace=CERT_MANAGER_NAMESPACE,
-                cert_manager_chart_version=config.platform.cert_manager_chart_version,
                 alarm_topic_arn=TOPIC_ARN,
                 alarm_topic_kms_key_arn=TOPIC_KEY_ARN,
                 oidc_provider_arn=OIDC_PROVIDER_ARN,
                 oidc_issuer=OIDC_ISSUER,
-                replicas=2 if config.is_production else 1,
                 after=[workloads],
             ),
         )

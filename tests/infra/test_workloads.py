@@ -337,6 +337,18 @@ def test_egress_is_dns_data_stores_and_https(stack: tuple[StackConfig, Captured]
     assert data_rule["to"] == [{"ipBlock": {"cidr": VPC_CIDR}}], "data stores are reachable only in the VPC"
 
 
+def test_acme_solvers_are_reachable_only_when_they_answer_http01(stack: tuple[StackConfig, Captured]) -> None:
+    config, captured = stack
+    assert config.platform.hosted_zone_id is None, "both stack files use HTTP-01"
+    (rule,) = _policies(captured)["acme-http01-solver"]["ingress"]
+    (peer,) = rule["from"]
+    assert peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "ingress-nginx"}
+    assert rule["ports"] == [{"protocol": "TCP", "port": 8089}]
+    # With a hosted zone cert-manager uses DNS-01: no solver pods, so no way in for them either.
+    with_zone = compose(stack_config(config.environment, hosted_zone_id="Z0123456789ABCDEFGHIJ"))
+    assert "acme-http01-solver" not in _policies(with_zone)
+
+
 def test_every_kubernetes_object_uses_the_cluster_provider(stack: tuple[StackConfig, Captured]) -> None:
     _, captured = stack
     objects = [r for r in captured.registrations if r.type.startswith("kubernetes:")]
