@@ -12,6 +12,7 @@ import jsonschema.validators
 import pytest
 import yaml
 
+from components.workloads.contract import RUN_AS
 from tests.containers.images import REPO
 
 SCHEMA = json.loads(
@@ -76,7 +77,7 @@ def test_named_volumes_for_state() -> None:
 @pytest.mark.parametrize("name", OURS)
 def test_service_containers_hardened_like_the_pods(name: str) -> None:
     service = SERVICES[name]
-    assert service["user"] == "10001:10001"
+    assert service["user"] == f"{RUN_AS}:{RUN_AS}"
     assert service["read_only"] is True
     assert any(str(t).startswith("/tmp") for t in service["tmpfs"])
     assert service["cap_drop"] == ["ALL"]

@@ -32,7 +32,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 
-from components.workloads import RUN_AS
+from components.workloads.contract import RUN_AS
 from tests.containers.images import (
     build_project_wheel,
     copy_build_context,

@@ -24,6 +24,7 @@ from components.monitoring import (
 from components.monitoring_values import NAMESPACE, STORAGE_CLASS
 from components.platform import CERT_MANAGER_NAMESPACE
 from components.workloads.component import Workloads
+from components.workloads.contract import API_PORT, APP_NAME, METRICS_PORT, PART_OF
 from infra.config import StackConfig
 from infra.program import monitoring_args
 from tests.infra.harness import Captured
@@ -191,7 +192,7 @@ def test_worker_is_scraped_on_its_own_metrics_port(stack: tuple[StackConfig, Cap
     (endpoint,) = monitors(captured)["worker"]["spec"]["endpoints"]
     worker = captured.inputs(SERVICE, "app-worker-svc")
     (port,) = [p for p in worker["spec"]["ports"] if p["name"] == endpoint["port"]]
-    assert port["port"] == 9090 and port["targetPort"] == "metrics"
+    assert port["port"] == METRICS_PORT and port["targetPort"] == "metrics"
 
 
 def test_cert_manager_is_scraped_for_certificate_expiry(stack: tuple[StackConfig, Captured]) -> None:
@@ -227,7 +228,7 @@ def test_prometheus_rule_is_the_rules_file(stack: tuple[StackConfig, Captured]) 
     assert rule["metadata"] == {
         "name": "ai-agents",
         "namespace": NAMESPACE,
-        "labels": {"app.kubernetes.io/part-of": "ai-agents-platform"},
+        "labels": {"app.kubernetes.io/part-of": PART_OF},
     }
     assert rule["spec"] == yaml.safe_load(RULES_FILE.read_text(encoding="utf-8"))
 
@@ -238,12 +239,12 @@ def test_prometheus_alone_may_reach_the_metrics_ports(stack: tuple[StackConfig, 
     assert policy["metadata"]["namespace"] == config.app.namespace
     spec = policy["spec"]
     assert spec["policyTypes"] == ["Ingress"]
-    assert spec["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "ai-agents"}}
+    assert spec["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": APP_NAME}}
     (rule,) = spec["ingress"]
     (peer,) = rule["from"]
     assert peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": NAMESPACE}}
     assert peer["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}
-    assert sorted(p["port"] for p in rule["ports"]) == [8000, 9090]
+    assert sorted(p["port"] for p in rule["ports"]) == sorted([API_PORT, METRICS_PORT])
 
 
 def test_every_object_is_parented_and_on_the_cluster_provider(stack: tuple[StackConfig, Captured]) -> None:

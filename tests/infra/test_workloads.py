@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from components.workloads.component import config_map_name, digest_of, migrations_job_name
+from components.workloads.contract import API_PORT
 from components.workloads.pods import TASK_SOFT_TIME_LIMIT_SECONDS, TASK_TIME_LIMIT_SECONDS
 from infra.config import StackConfig
 from tests.infra.harness import Captured
@@ -325,7 +326,7 @@ def test_only_the_ingress_controller_reaches_the_api(stack: tuple[StackConfig, C
     (peer,) = rule["from"]
     assert peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "ingress-nginx"}
     assert peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "ingress-nginx"
-    assert rule["ports"] == [{"protocol": "TCP", "port": 8000}]
+    assert rule["ports"] == [{"protocol": "TCP", "port": API_PORT}]
 
 
 @pytest.mark.parametrize("component", ["api", "worker"])
