@@ -1,4 +1,4 @@
-"""Operator CLI: ``python -m stacks plan|diff|drift``.
+"""Operator CLI: ``python -m stacks plan|diff|drift|comment|bootstrap-plan``.
 
 Exit codes: 0 clean, 1 mandatory policy violations (plan) / changes found, 2 bad usage or
 invalid stack config — said in one line, never a traceback.
@@ -109,6 +109,64 @@ def diff(
         out.print(f"wrote {output}", highlight=False)
     else:
         sys.stdout.write(markdown)
+
+
+@app.command("preview-data")
+def preview_data(
+    old: Annotated[Path, typer.Argument(help="plan.json of the base")],
+    new: Annotated[Path, typer.Argument(help="plan.json of the PR's head (need not exist if it failed)")],
+    *,
+    stack: Annotated[str, typer.Option(help="stack name: staging or production")],
+    pr: Annotated[int, typer.Option(help="the pull request's number (a claim the comment job checks)")],
+    head_sha: Annotated[str, typer.Option("--head-sha", help="the commit planned")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="write preview.json here")],
+    head_exit: Annotated[
+        int, typer.Option("--head-exit", help="exit code of the head plan; non-zero: it failed")
+    ] = 0,
+) -> None:
+    """The plan diff as data (preview.json) for the PR comment, which is rendered on the trusted side."""
+    import json
+
+    from stacks import diff as plan_diff
+    from stacks.comment import PreviewData, build_payload
+    from stacks.plan import check_policies
+
+    diff_result, verdict = None, None
+    if head_exit == 0:
+        try:
+            before, after = plan_diff.load_plan(old), plan_diff.load_plan(new)
+        except plan_diff.PlanFileError as exc:
+            raise _fail(str(exc)) from None
+        verdict = check_policies(after)
+        diff_result = plan_diff.diff_plans(before, after)
+    payload = build_payload(diff_result, verdict, pr=pr, head_sha=head_sha, stack=stack, exit_code=head_exit)
+    PreviewData.model_validate(payload)  # what the comment job will check, checked here first
+    output.write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    out.print(f"wrote {output}", highlight=False)
+
+
+@app.command()
+def comment(
+    event: Annotated[Path, typer.Option(help="the workflow_run event payload ($GITHUB_EVENT_PATH)")],
+    pulls: Annotated[Path, typer.Option(help="GET /repos/{repo}/pulls?state=open&head=… answer")],
+    artifacts: Annotated[Path, typer.Option(help="folder of the preview run's artifact zips")],
+    output: Annotated[Path, typer.Option("--out", help="write the comment body here")],
+    number_out: Annotated[Path, typer.Option("--number-out", help="write the PR number here")],
+) -> None:
+    """Validate a preview run's artifacts against the run and render the PR comment (trusted side)."""
+    from stacks.comment import main as comment_main
+
+    code = comment_main(
+        [
+            f"--event={event}",
+            f"--pulls={pulls}",
+            f"--artifacts={artifacts}",
+            f"--out={output}",
+            f"--number-out={number_out}",
+        ]
+    )
+    if code:
+        raise typer.Exit(EXIT_FINDINGS)
 
 
 @app.command()

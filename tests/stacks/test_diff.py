@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,9 @@ from typing import Any
 import pytest
 
 from infra.config import REPO_ROOT
+from stacks.comment import prepare
 from stacks.diff import diff_plans, render
+from tests.stacks.test_comment import PR, SHA, event, pull
 
 STACK = "urn:pulumi:staging::ai-agents-platform::"
 
@@ -133,7 +136,7 @@ def worktrees(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
 
 
 def test_preview_workflow_offline_steps(worktrees: tuple[Path, Path], tmp_path: Path) -> None:
-    """What .github/workflows/preview.yml runs for a fork PR: plan base, plan head, diff, comment."""
+    """What preview.yml runs for a fork PR (plan base, plan head, diff, the data), then preview-comment.yml."""
     base, head = worktrees
     plans = tmp_path / "plans"  # never inside a worktree: a plan clears its --out directory
     for tree in (base, head):
@@ -150,3 +153,22 @@ def test_preview_workflow_offline_steps(worktrees: tuple[Path, Path], tmp_path: 
     # roll and the migrations Job (named from its digest) is replaced: exactly what a real PR shows.
     assert "#### update: `aws:rds/instance:Instance`" in text
     assert "#### replace: `kubernetes:batch/v1:Job`" in text
+    # The comment's data (preview.json), uploaded as the artifact's only file, and the trusted side's
+    # rendering of it for the run's PR.
+    data = tmp_path / "out" / "preview.json"
+    data.parent.mkdir()
+    result = cli(
+        "preview-data", str(plans / "base" / "plan.json"), str(plans / "head" / "plan.json"),
+        "--stack", "staging", "--pr", str(PR), "--head-sha", SHA, "-o", str(data),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    artifacts = tmp_path / "artifacts"
+    artifacts.mkdir()
+    with zipfile.ZipFile(artifacts / "1.zip", "w") as archive:
+        archive.write(data, "preview.json")
+    (tmp_path / "event.json").write_text(json.dumps(event()))
+    (tmp_path / "pulls.json").write_text(json.dumps([pull()]))
+    number, body = prepare(tmp_path / "event.json", tmp_path / "pulls.json", artifacts)
+    assert number == PR
+    assert "| `instanceClass` | `db.t4g.medium` | `db.t4g.large` |" in body
+    assert "**update** `aws:rds/instance:Instance`" in body

@@ -3,10 +3,12 @@ a reviewer would otherwise have to check by eye."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +90,152 @@ def test_deploys_of_one_stack_never_overlap() -> None:
     job = load(REPO_ROOT / ".github/workflows/deploy-stack.yml")["jobs"]["up"]
     assert job["concurrency"] == {"group": "deploy-${{ inputs.stack }}", "cancel-in-progress": False}
     assert job["environment"]["name"] == "${{ inputs.stack }}"
+
+
+def step(workflow: str, job: str, name: str) -> dict[str, Any]:
+    steps = load(REPO_ROOT / ".github/workflows" / workflow)["jobs"][job]["steps"]
+    return next(s for s in steps if s.get("name") == name or s.get("id") == name)
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=[p.name for p in WORKFLOWS])
+def test_no_event_data_is_spliced_into_a_script(path: Path) -> None:
+    """PR titles, branch names and run fields reach scripts through env:, never as ${{ }} in the text."""
+    for job in load(path)["jobs"].values():
+        for s in job.get("steps", []):
+            script = s.get("run", "") + (s.get("with") or {}).get("script", "")
+            assert not re.search(r"\$\{\{\s*(github\.event|github\.head_ref|inputs\.)", script), s
+
+
+# --- preview-comment.yml: the trusted side of the PR comment -------------------------------------
+
+COMMENT = "preview-comment.yml"
+
+
+def test_comment_job_has_minimal_permissions_and_never_checks_out_pr_code() -> None:
+    job = load(REPO_ROOT / ".github/workflows" / COMMENT)["jobs"]["comment"]
+    assert job["permissions"] == {"contents": "read", "actions": "read", "pull-requests": "write"}
+    checkouts = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/checkout@")]
+    assert len(checkouts) == 1 and set(checkouts[0]["with"]) == {"persist-credentials"}  # default branch
+    text = yaml.safe_dump(job)
+    assert "download-artifact" not in text, "artifacts are read as zips by stacks.comment, never extracted"
+    assert "head_sha" not in text and "pull_requests" not in text  # the PR is looked up, then checked
+    render = step(COMMENT, "comment", "render")
+    assert "python -m stacks.comment" in render["run"]
+    upsert = step(COMMENT, "comment", "Upsert the sticky comment")
+    assert upsert["env"] == {"PR_NUMBER": "${{ steps.render.outputs.number }}"}
+    assert "github-actions[bot]" in upsert["with"]["script"]
+
+
+def bash_step(script: str, env: dict[str, str], cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **env}
+    return subprocess.run(
+        ["bash", "-e", "-o", "pipefail", "-c", script],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+FAKE_GH = r"""#!/usr/bin/env bash
+# Stands in for the GitHub CLI: records each call, answers from $FAKE/answers.
+printf '%s\n' "$@" >> "$FAKE/calls"
+printf -- '---\n' >> "$FAKE/calls"
+case "$*" in
+  *"/pulls"*) cat "$FAKE/answers/pulls.json" ;;
+  *"/artifacts/"*"/zip"*) all="$*"; id=${all##*/artifacts/}; cat "$FAKE/answers/${id%%/*}.zip" ;;
+  *"/artifacts"*) cat "$FAKE/answers/listing.txt" ;;
+  *) echo "unexpected gh call: $*" >&2; exit 1 ;;
+esac
+"""
+
+
+@pytest.fixture
+def comment_run(tmp_path: Path) -> dict[str, Path]:
+    """A runner for preview-comment.yml: RUNNER_TEMP, the event, a fake gh with the API's answers."""
+    from tests.stacks.test_comment import event, payload, pull
+
+    fake, temp = tmp_path / "fake", tmp_path / "runner-temp"
+    (fake / "bin").mkdir(parents=True)
+    (fake / "answers").mkdir()
+    temp.mkdir()
+    gh = fake / "bin" / "gh"
+    gh.write_text(FAKE_GH)
+    gh.chmod(0o755)
+    hostile_branch = "x&state=closed;$(touch pwned)"
+    (tmp_path / "event.json").write_text(json.dumps(event(head_branch=hostile_branch)))
+    (fake / "answers" / "pulls.json").write_text(json.dumps([pull(ref=hostile_branch)]))
+    for artifact_id, stack in ((11, "staging"), (12, "production")):
+        with zipfile.ZipFile(fake / "answers" / f"{artifact_id}.zip", "w") as archive:
+            archive.writestr("preview.json", json.dumps(payload(stack)))
+    (fake / "answers" / "listing.txt").write_text("11 300\n12 300\n")
+    return {"fake": fake, "temp": temp, "event": tmp_path / "event.json", "root": tmp_path}
+
+
+def run_comment_job(paths: dict[str, Path]) -> tuple[subprocess.CompletedProcess[str], Path]:
+    output = paths["root"] / "github-output"
+    env = {
+        "FAKE": str(paths["fake"]),
+        "PATH": f"{paths['fake'] / 'bin'}{os.pathsep}{BIN}{os.pathsep}{os.environ['PATH']}",
+        "RUNNER_TEMP": str(paths["temp"]),
+        "GITHUB_EVENT_PATH": str(paths["event"]),
+        "GITHUB_OUTPUT": str(output),
+        "GITHUB_REPOSITORY": "acme/ai-agents-platform",
+        "GH_TOKEN": "not-a-token",
+        "RUN_ID": "1234",
+        "HEAD_OWNER": "mallory",
+        "HEAD_BRANCH": "x&state=closed;$(touch pwned)",
+    }
+    script = "\n".join(
+        step(COMMENT, "comment", name)["run"]
+        for name in ("Find the run's pull request, download its artifacts (zips, not extracted)", "render")
+    )
+    return bash_step(script, env), output
+
+
+def test_comment_job_replayed_finds_the_pr_by_the_run_and_renders(comment_run: dict[str, Path]) -> None:
+    result, output = run_comment_job(comment_run)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert output.read_text() == "number=42\n"
+    body = (comment_run["temp"] / "comment.md").read_text()
+    assert "### `staging`" in body and "### `production`" in body
+    calls = (comment_run["fake"] / "calls").read_text().split("---\n")
+    # The hostile branch name went to the API as one literal query field, and ran nothing.
+    assert "head=mallory:x&state=closed;$(touch pwned)\n" in calls[0]
+    assert not (REPO_ROOT / "pwned").exists() and not (comment_run["root"] / "pwned").exists()
+
+
+@pytest.mark.parametrize(
+    ("listing", "message"),
+    [
+        ("11 300\n12 300\n13 300\n", "more preview artifacts than stacks"),
+        ("11 2000000\n", "bytes: refused"),
+        ("11;rm 300\n", "unexpected artifact listing"),
+    ],
+)
+def test_comment_job_replayed_refuses_bad_listings(
+    comment_run: dict[str, Path], listing: str, message: str
+) -> None:
+    (comment_run["fake"] / "answers" / "listing.txt").write_text(listing)
+    result, output = run_comment_job(comment_run)
+    assert result.returncode != 0 and message in result.stdout
+    assert not output.exists()
+
+
+def test_comment_job_replayed_refuses_an_artifact_for_another_pr(comment_run: dict[str, Path]) -> None:
+    from tests.stacks.test_comment import payload
+
+    with zipfile.ZipFile(comment_run["fake"] / "answers" / "12.zip", "w") as archive:
+        archive.writestr("preview.json", json.dumps(payload("production", pr=1)))
+    result, output = run_comment_job(comment_run)
+    assert result.returncode != 0 and "claims pull request #1" in result.stderr
+    assert not output.exists() and not (comment_run["temp"] / "comment.md").exists()
+
+
+def test_preview_uploads_data_not_markdown() -> None:
+    offline = load(REPO_ROOT / ".github/workflows/preview.yml")["jobs"]["offline"]
+    plan_step = next(s for s in offline["steps"] if s.get("name") == "Plan base and head, diff as data")
+    assert "stacks preview-data" in plan_step["run"] and "-o ../out/preview.json" in plan_step["run"]
+    assert re.findall(r"\bout/[\w.$-]+", plan_step["run"]) == ["out/preview.json"]  # nothing else uploaded
