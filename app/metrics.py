@@ -73,6 +73,11 @@ TENANT_INVALIDATIONS = Counter(
     "ai_agents_tenant_invalidations_total",
     "Tenant change notifications received: the API forgot what it cached about that tenant",
 )
+TENANT_LOOKUPS = Counter(
+    "ai_agents_tenant_lookups_total",
+    "Database look-ups of tenant ids the authenticator had not cached, by result (found, unknown, refused)",
+    ["result"],
+)
 TENANT_LISTENER_CONNECTED = Gauge(
     "ai_agents_tenant_listener_connected",
     "1 while the API hears tenant changes at once; 0 while its caches fall back to short ages",

@@ -11,7 +11,7 @@ from fastapi import Depends, Header, HTTPException, Request, status
 from starlette.requests import ClientDisconnect
 
 from app.api.services import Services
-from app.api.tenant_auth import Unauthorized
+from app.api.tenant_auth import LookupsExhausted, Unauthorized
 from app.metrics import WEBHOOK_OUTCOMES
 from app.settings import Settings
 from app.signing import job_request_message
@@ -111,6 +111,12 @@ def _tenant_signed_over(
         except Unauthorized:
             on_refused()
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, UNAUTHORIZED) from None
+        except LookupsExhausted:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                "too many unknown tenants, retry later",
+                headers={"Retry-After": "1"},
+            ) from None
 
     return authenticated_tenant
 

@@ -24,6 +24,7 @@ Whether a tenant is enabled is decided again by the database where a job is stor
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from functools import partial
@@ -32,6 +33,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from app.api.tenant_listener import TenantChangeListener
+from app.metrics import TENANT_LOOKUPS
 from app.secret_store import SecretStore
 from app.signing import verify
 from app.tenants import TenantDirectory, TenantInfo, TenantSecret, secret_name, valid_tenant_id
@@ -46,8 +48,40 @@ SECRET_REFRESH_SECONDS = 2.0
 MAX_ENTRIES = 10_000
 
 
+# Look-ups of tenant ids the cache does not hold, per process: what a flood of made-up ids can cost
+# the database. Known tenants are almost always cached, so they do not feel it.
+LOOKUPS_PER_SECOND = 50.0
+LOOKUP_BURST = 100.0
+# Checked against when the tenant is unknown or disabled, so that answer costs what a wrong signature
+# costs (one HMAC per accepted secret; a rotation keeps two) and timing does not say which tenants exist.
+_DECOY_SECRETS = (secrets.token_urlsafe(32), secrets.token_urlsafe(32))
+
+
 class Unauthorized(Exception):
     """Unknown or disabled tenant, missing or wrong signature: all the same to the caller."""
+
+
+class LookupsExhausted(Exception):
+    """Too many look-ups of uncached tenant ids right now: 503 and Retry-After, never a wrong 401."""
+
+
+class TokenBucket:
+    """`rate` tokens a second, at most `burst` saved up. Event loop only, hence no lock."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self._rate = rate
+        self._burst = burst
+        self._tokens = burst
+        self._at = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+        self._at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
 
 
 class TenantAuthenticator:
@@ -68,6 +102,7 @@ class TenantAuthenticator:
         # Bumped by every `forget`: a look-up under way when one happened may have read the old row,
         # so its answer is used once but not cached.
         self._forgotten = 0
+        self._lookups = TokenBucket(LOOKUPS_PER_SECOND, LOOKUP_BURST)
         self.listener = TenantChangeListener(connect_kwargs, forget=self.forget, forget_all=self.forget_all)
 
     async def authenticate(self, tenant_id: str | None, signature: str | None, signed: bytes) -> TenantInfo:
@@ -75,6 +110,7 @@ class TenantAuthenticator:
             raise Unauthorized
         tenant = await self._tenant(tenant_id)
         if tenant is None:
+            verify(signature, signed, _DECOY_SECRETS)
             raise Unauthorized
         if verify(signature, signed, (await self._secret(tenant)).webhook_secrets):
             return tenant
@@ -110,10 +146,14 @@ class TenantAuthenticator:
         entry = self._rows.get(tenant_id)
         if entry is not None and now - entry[1] < self._trusted_age(ROW_TTL_SECONDS):
             return entry[0]
+        if not self._lookups.take():
+            TENANT_LOOKUPS.labels("refused").inc()
+            raise LookupsExhausted
         forgotten = self._forgotten
         # A miss reads the row with the synchronous engine, off the event loop.
         row = await run_in_threadpool(self._directory.get, tenant_id)
         tenant = row if row is not None and row.enabled else None
+        TENANT_LOOKUPS.labels("unknown" if tenant is None else "found").inc()
         if forgotten == self._forgotten:
             self._rows.pop(tenant_id, None)
             if len(self._rows) >= MAX_ENTRIES:
