@@ -198,6 +198,30 @@ def drift(
     raise typer.Exit(EXIT_FINDINGS)
 
 
+@app.command("bootstrap-plan")
+def bootstrap_plan(
+    stack: Annotated[str, typer.Argument(help="bootstrap stack: bootstrap/Pulumi.<stack>.yaml")] = "account",
+    out_dir: Annotated[Path | None, typer.Option("--out", help="output directory")] = None,
+) -> None:
+    """Run the account bootstrap (bootstrap/) offline under mocks: build/bootstrap/<stack>/plan.json."""
+    from bootstrap.config import BootstrapConfigError
+    from stacks.bootstrap_plan import run, write
+    from stacks.report import counts_by_type
+
+    try:
+        plan = run(stack)
+    except BootstrapConfigError as exc:
+        raise _fail(str(exc)) from None
+    path = write(plan, out_dir)
+    table = Table(title=f"bootstrap plan: {stack}", title_justify="left")
+    table.add_column("resource type")
+    table.add_column("count", justify="right")
+    for kind, count in counts_by_type(plan.resources()):
+        table.add_row(kind, str(count))
+    out.print(table)
+    out.print(f"wrote {path}", highlight=False)
+
+
 @app.command("config-doc")
 def config_doc(
     check: Annotated[bool, typer.Option("--check", help="exit 1 if the file is out of date")] = False,

@@ -23,12 +23,14 @@ ALLOWED: dict[str, frozenset[str]] = {
     "policy": frozenset({"components"}),
     # The Pulumi program composes components.
     "infra": frozenset({"components"}),
-    # The operator CLI plans the program and judges it with the pack.
-    "stacks": frozenset({"components", "infra", "policy"}),
+    # The account bootstrap (its own Pulumi project) reuses the components' settings and IAM helpers.
+    "bootstrap": frozenset({"components"}),
+    # The operator CLI plans the programs (the platform's and the bootstrap's) and judges with the pack.
+    "stacks": frozenset({"bootstrap", "components", "infra", "policy"}),
     # The development harness starts the service's own processes.
     "harness": frozenset({"app"}),
     "bench": frozenset({"app", "harness"}),
-    "tests": frozenset({"app", "bench", "components", "harness", "infra", "policy", "stacks"}),
+    "tests": frozenset({"app", "bench", "bootstrap", "components", "harness", "infra", "policy", "stacks"}),
 }
 PACKAGES = frozenset(ALLOWED)
 
