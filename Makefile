@@ -47,8 +47,11 @@ lint: deps ## ruff lint and format check
 typecheck: deps ## pyright against the provider SDKs' own typings (strict on the infrastructure code)
 	@$(VENV)/bin/pyright
 
+# Two pytest-xdist workers, a test file each at a time (its module fixtures are built once): much of the
+# suite waits on real servers, outages and timeouts, so two share the 2 cores well. PYTEST_WORKERS=0: serial.
+PYTEST_WORKERS ?= 2
 pytest: deps system-deps $(CHECKOV_STAMP) ## the whole pytest suite (starts its own PostgreSQL, Redis and workers)
-	@$(PY) -m pytest
+	@$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 test: deps system-deps lint typecheck pytest ## everything CI runs: linters, type check, the whole suite
 

@@ -28,8 +28,16 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         log = (self.dir / "redis.log").open("ab")
-        self._process = subprocess.Popen(self._argv, stdout=log, stderr=subprocess.STDOUT)
-        wait_until(lambda: port_open(self.port), 10, what="redis-server")
+        process = subprocess.Popen(self._argv, stdout=log, stderr=subprocess.STDOUT)
+        self._process = process
+
+        def listening() -> bool:
+            # An open port is not proof enough: another server may hold it and ours have exited.
+            if process.poll() is not None:
+                raise RuntimeError(f"redis-server on port {self.port} exited: see {self.dir / 'redis.log'}")
+            return port_open(self.port)
+
+        wait_until(listening, 10, what="redis-server")
         return self
 
     def stop(self) -> None:
