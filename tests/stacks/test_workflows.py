@@ -239,3 +239,104 @@ def test_preview_uploads_data_not_markdown() -> None:
     plan_step = next(s for s in offline["steps"] if s.get("name") == "Plan base and head, diff as data")
     assert "stacks preview-data" in plan_step["run"] and "-o ../out/preview.json" in plan_step["run"]
     assert re.findall(r"\bout/[\w.$-]+", plan_step["run"]) == ["out/preview.json"]  # nothing else uploaded
+
+
+# --- deploy trust boundaries: environments, refs, roles --------------------------------------------
+
+
+def evaluate(expression: str, event: str, ref: str, stack: str | None = None) -> bool:
+    """A GitHub `if:` of the shapes these workflows use (==, &&, ||, !, startsWith) for one trigger."""
+    python = re.sub(r"startsWith\(([^,]+),\s*([^)]+)\)", r"(\1).startswith(\2)", expression)
+    python = python.replace("&&", " and ").replace("||", " or ").replace("!(", " not (")
+    names = {"github.event_name": repr(event), "github.ref": repr(ref), "inputs.stack": repr(stack)}
+    for name, value in names.items():
+        python = python.replace(name, value)
+    assert not re.search(r"[a-z_]+\.[a-z_]+", python.replace(".startswith", "")), python
+    return bool(eval(python.replace("\n", " "), {}))
+
+
+TRIGGERS = {
+    "push to main": ("push", "refs/heads/main", None),
+    "dispatch staging from main": ("workflow_dispatch", "refs/heads/main", "staging"),
+    "dispatch production from main": ("workflow_dispatch", "refs/heads/main", "production"),
+    "dispatch production from a branch": ("workflow_dispatch", "refs/heads/feature", "production"),
+    "dispatch staging from a branch": ("workflow_dispatch", "refs/heads/feature", "staging"),
+    "release v1.2.0": ("release", "refs/tags/v1.2.0", None),
+    "release of another tag": ("release", "refs/tags/nightly", None),
+    "push to a branch": ("push", "refs/heads/feature", None),
+}
+
+
+@pytest.mark.parametrize(
+    ("job", "runs_for"),
+    [
+        ("staging", {"push to main", "dispatch staging from main"}),
+        ("production", {"dispatch production from main", "release v1.2.0"}),
+    ],
+)
+def test_deploys_run_only_from_main_or_release_tags(job: str, runs_for: set[str]) -> None:
+    expression = load(REPO_ROOT / ".github/workflows/deploy.yml")["jobs"][job]["if"]
+    assert {name for name, trigger in TRIGGERS.items() if evaluate(expression, *trigger)} == runs_for
+
+
+def test_deploy_job_uses_the_environment_matching_its_role_and_no_stored_token() -> None:
+    up = load(REPO_ROOT / ".github/workflows/deploy-stack.yml")["jobs"]["up"]
+    assert up["environment"]["name"] == "${{ inputs.stack }}"
+    assert up["permissions"] == {"contents": "read", "id-token": "write"}
+    credentials = next(s for s in up["steps"] if "configure-aws-credentials" in str(s.get("uses")))
+    assert credentials["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
+    pulumi = next(s for s in up["steps"] if str(s.get("uses", "")).startswith("pulumi/actions@"))
+    assert pulumi["with"]["cloud-url"] == "${{ vars.PULUMI_BACKEND_URL }}"
+    assert pulumi["with"]["stack-name"] == "${{ inputs.stack }}"
+    assert "PULUMI_ACCESS_TOKEN" not in yaml.safe_dump(up)
+
+
+def test_pr_preview_gets_only_the_read_only_role_and_no_stack_secrets() -> None:
+    preview = load(REPO_ROOT / ".github/workflows/preview.yml")
+    cloud = preview["jobs"]["cloud"]
+    assert "environment" not in cloud, "no environment: the OIDC subject is repo:<owner>/<repo>:pull_request"
+    assert cloud["permissions"] == {"contents": "read", "id-token": "write"}
+    assert "secrets." not in yaml.safe_dump(preview), "no job of a PR's workflow reads a secret"
+    credentials = next(s for s in cloud["steps"] if "configure-aws-credentials" in str(s.get("uses")))
+    assert credentials["with"]["role-to-assume"] == "${{ vars.AWS_PREVIEW_ROLE_ARN }}"
+    run = step(
+        "preview.yml", "cloud", "Preview from an empty stack (real providers, policy pack, read-only role)"
+    )
+    script = run["run"]
+    # The stack's own backend and secrets provider are never used: an empty local stack, a throwaway passphrase.
+    assert 'PULUMI_BACKEND_URL="file://$state"' in script and "--secrets-provider passphrase" in script
+    assert "PULUMI_BACKEND_URL" not in str(run.get("env")) and "vars." not in str(run.get("env"))
+    assert "sed -i '/^secretsprovider:/d; /^encryptedkey:/d'" in script
+
+
+def test_drift_uses_its_environment_and_role_from_main_only() -> None:
+    drift = load(REPO_ROOT / ".github/workflows/drift.yml")["jobs"]["drift"]
+    assert drift["environment"] == "drift-${{ matrix.stack }}"
+    assert drift["if"] == "github.ref == 'refs/heads/main'"
+    credentials = next(s for s in drift["steps"] if "configure-aws-credentials" in str(s.get("uses")))
+    assert credentials["with"]["role-to-assume"] == "${{ vars.AWS_DRIFT_ROLE_ARN }}"
+    assert "PULUMI_ACCESS_TOKEN" not in yaml.safe_dump(drift)
+
+
+def test_workflows_name_exactly_the_environments_and_variables_the_bootstrap_creates() -> None:
+    from bootstrap.config import parse, read_stack_file
+    from bootstrap.environments import environment_rules
+
+    config = parse(read_stack_file(REPO_ROOT / "bootstrap" / "Pulumi.account.yaml"), "Pulumi.account.yaml")
+    created = {rule.name for rule in environment_rules(config)}
+    used = {f"drift-{s}" for s in ("staging", "production")} | {"staging", "production"}
+    assert created == used
+    text = "".join(p.read_text() for p in WORKFLOWS)
+    variables = set(re.findall(r"vars\.(AWS_\w+_ROLE_ARN|PULUMI_BACKEND_URL|AWS_REGION)", text))
+    assert variables == {
+        "AWS_DEPLOY_ROLE_ARN", "AWS_DRIFT_ROLE_ARN", "AWS_PREVIEW_ROLE_ARN", "PULUMI_BACKEND_URL", "AWS_REGION"
+    }  # fmt: skip
+    bootstrap_source = (REPO_ROOT / "bootstrap" / "program.py").read_text()
+    assert all(f'"{v}"' in bootstrap_source for v in variables)
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=[p.name for p in WORKFLOWS])
+def test_every_job_states_its_permissions(path: Path) -> None:
+    for name, job in load(path)["jobs"].items():
+        assert "permissions" in job, f"{path.name}:{name}"
+        assert "write-all" not in str(job["permissions"]) and "read-all" not in str(job["permissions"])
