@@ -3,8 +3,8 @@
 Each component owns the pydantic type of its section of the stack file, in a small sibling module
 (``network_settings.py`` beside ``network.py``, ``workloads/settings.py`` in the workloads package)
 that imports nothing but pydantic, so a stack file can be validated, the configuration reference
-generated and the policy pack's defaults read without loading any Pulumi SDK. infra/config.py
-composes the sections into the stack's config.
+generated and the policy pack's defaults read without loading any Pulumi SDK. The program composes
+the sections into one stack config.
 """
 
 from __future__ import annotations
