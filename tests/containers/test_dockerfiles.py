@@ -1,4 +1,4 @@
-"""The three Dockerfiles, parsed (dockerfile-parse) and linted (hadolint): the rules of issue 8 and the
+"""The three Dockerfiles, parsed (dockerfile-parse) and linted (hadolint): the image rules and the
 contract with components/images.py (paths, labels) and components/workloads/ (user, ports, commands)."""
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def test_no_secrets_in_layers_or_build_args(df: Dockerfile) -> None:
         assert "--from=build" in copy or copy.split()[0] in {"pyproject.toml", "app"}
     # What the build context can hold at all (.dockerignore is an allow-list).
     for path in (".env", ".env.local", ".git/config", ".venv/bin/python", "Pulumi.staging.yaml",
-                 "tests/support/stack.py", "build/plan/staging/plan.json", "app/.env", "app/localrun.py"):  # fmt: skip
+                 "harness/stack.py", "build/plan/staging/plan.json", "app/.env", "harness/localrun.py"):  # fmt: skip
         assert dockerignore_excludes(path), f"{path} would be sent to the builder"
 
 

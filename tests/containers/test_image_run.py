@@ -33,20 +33,20 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, text
 
 from components.workloads.contract import RUN_AS
+from harness.fake_llm import FakeLLM
+from harness.fake_servicedesk import FakeServiceDesk
+from harness.moto_server import MotoServer
+from harness.net import free_port
+from harness.postgres import PostgresServer
+from harness.processes import ServiceProcess
+from harness.redis_server import RedisServer
+from harness.stack import Stack
 from tests.containers.images import (
     build_project_wheel,
     copy_build_context,
     dockerfile,
     wheelhouse_from_installed,
 )
-from tests.support.fake_llm import FakeLLM
-from tests.support.fake_servicedesk import FakeServiceDesk
-from tests.support.moto_server import MotoServer
-from tests.support.net import free_port
-from tests.support.postgres import PostgresServer
-from tests.support.processes import ServiceProcess
-from tests.support.redis_server import RedisServer
-from tests.support.stack import Stack
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="switching to UID 10001 needs root")
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "app" / "db" / "alembic.ini"
@@ -169,7 +169,7 @@ def image_stack(
 
 
 class ImageProcess(ServiceProcess):
-    """A long-running image command (tests.support.processes), started in the image's working dir."""
+    """A long-running image command (harness.processes), started in the image's working dir."""
 
     def __init__(
         self, name: str, argv: list[str], env: Mapping[str, str], cwd: Path, ready: Callable[[], bool]
