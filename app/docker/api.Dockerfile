@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1.7
-# The API image: uvicorn serving app.api.main:app on :8000 (components/workloads.py runs it as UID 10001
+# The API image: uvicorn serving app.api.main:app on :8000 (components/workloads/pods.py runs it as UID 10001
 # with a read-only root filesystem; /tmp is the only writable path). Build context: the repository root.
 # The build stage is identical in api, worker and migrations.Dockerfile, so the three builds share cache.
 

@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1.7
 # The migrations image: `python -m app migrate` (Alembic upgrade head under a PostgreSQL advisory lock,
 # then the app role and its grants), run once per release before the API rolls out. The Kubernetes Job
-# sets the same command (components/workloads.py); UID 10001, read-only root filesystem.
+# sets the same command (components/workloads/pods.py); UID 10001, read-only root filesystem.
 # The build stage is identical in api, worker and migrations.Dockerfile, so the three builds share cache.
 
 # python:3.11.13-slim-bookworm (Debian 12), pinned by digest: a re-pushed tag cannot change the image.

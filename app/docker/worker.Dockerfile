@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1.7
 # The worker image: a Celery worker (threads pool) consuming the `enhancements` queue, metrics on :9090
-# (components/workloads.py runs it as UID 10001 with a read-only root filesystem; /tmp is the only
+# (components/workloads/pods.py runs it as UID 10001 with a read-only root filesystem; /tmp is the only
 # writable path; its liveness probe runs `sh -c "celery ... inspect ping"`, so the image keeps `sh`).
 # The build stage is identical in api, worker and migrations.Dockerfile, so the three builds share cache.
 
