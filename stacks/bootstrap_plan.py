@@ -9,14 +9,15 @@ account named in the stack file, so ARNs in the plan are that account's.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bootstrap.config import PROJECT, BootstrapConfig, parse, read_stack_file, stack_file
 from infra.config import REPO_ROOT
-from stacks.mocks import CapturingMonitor, PlanMocks, Registration
-from stacks.plan import SECRET, redact
+from stacks.mocks import PlanMocks, Registration
+from stacks.plan import capture_under_mocks, resource_entries
 
 OIDC_HOST = "token.actions.githubusercontent.com"
 CALLER_IDENTITY = "aws:index/getCallerIdentity:getCallerIdentity"
@@ -61,20 +62,7 @@ class BootstrapPlan:
     outputs: dict[str, Any]
 
     def resources(self) -> list[dict[str, Any]]:
-        entries = [
-            {
-                "urn": r.urn,
-                "type": r.type,
-                "name": r.name,
-                "parent": r.parent or None,
-                "provider": r.provider.rsplit("::", 1)[0] if r.provider else None,
-                "dependsOn": r.depends_on,
-                "protect": r.protect,
-                "props": redact(r.inputs),
-            }
-            for r in self.registrations
-        ]
-        return sorted(entries, key=lambda e: str(e["urn"]))
+        return resource_entries(self.registrations)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -91,32 +79,24 @@ def load(stack: str, path: Path | None = None) -> tuple[dict[str, Any], Bootstra
     return values, parse(values, path.name)
 
 
+def _bootstrap_main() -> Callable[[], None]:
+    from bootstrap.program import main
+
+    return main
+
+
 def run(stack: str, path: Path | None = None) -> BootstrapPlan:
     """Run ``bootstrap.program.main`` under mocks for ``bootstrap/Pulumi.<stack>.yaml`` (or ``path``)."""
     values, config = load(stack, path)
-    import pulumi
-    from pulumi.runtime import settings
-    from pulumi.runtime.config import set_all_config
-    from pulumi.runtime.stack import run_pulumi_func
-    from pulumi.runtime.sync_await import _sync_await  # pyright: ignore[reportPrivateUsage]
-
-    monitor = CapturingMonitor(BootstrapMocks(config.region, config.account_id))
-    settings.reset_options()
-    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
-    set_all_config(
-        {key: value if isinstance(value, str) else json.dumps(value) for key, value in values.items()}
+    capture = capture_under_mocks(
+        BootstrapMocks(config.region, config.account_id),
+        project=PROJECT,
+        stack=stack,
+        config_values=values,
+        program=_bootstrap_main,
     )
-
-    from bootstrap.program import main
-
-    _sync_await(run_pulumi_func(main))
-    root = settings.get_root_resource()
-    outputs: dict[str, Any] = {}
-    for key, value in (getattr(root, "outputs", {}) or {}).items():
-        output: pulumi.Output[Any] = pulumi.Output.from_input(value)
-        outputs[key] = SECRET if _sync_await(output.is_secret()) else _sync_await(output.future())
     return BootstrapPlan(
-        stack=stack, config=config, registrations=list(monitor.registrations), outputs=outputs
+        stack=stack, config=config, registrations=capture.registrations, outputs=capture.outputs
     )
 
 

@@ -54,7 +54,7 @@ def redact(value: Any) -> Any:
     return value
 
 
-def _resource_entry(registration: Registration) -> dict[str, Any]:
+def resource_entry(registration: Registration) -> dict[str, Any]:
     return {
         "urn": registration.urn,
         "type": registration.type,
@@ -69,6 +69,11 @@ def _resource_entry(registration: Registration) -> dict[str, Any]:
     }
 
 
+def resource_entries(registrations: list[Registration]) -> list[dict[str, Any]]:
+    # Registrations complete in whatever order the event loop runs them; sort so plans are diffable.
+    return sorted((resource_entry(r) for r in registrations), key=lambda r: str(r["urn"]))
+
+
 @dataclass(frozen=True)
 class Capture:
     """Every registration the program made, as the engine received it (secrets still wrapped)."""
@@ -77,8 +82,18 @@ class Capture:
     outputs: dict[str, Any]
 
 
-def capture_program(stack: str, config_values: dict[str, Any], config: StackConfig) -> Capture:
-    """Run ``infra.program.main`` under mocks with the stack's config, as the engine would."""
+def capture_under_mocks(
+    mocks: PlanMocks,
+    *,
+    project: str,
+    stack: str,
+    config_values: dict[str, Any],
+    program: Callable[[], Callable[[], None]],
+) -> Capture:
+    """Run a Pulumi program under `mocks` with the stack's config, as the engine would.
+
+    `program` returns the program's main function; it is called only once the mocks are in place,
+    because a program module may declare resources or read config at import."""
     # Heavy imports only once the config is known to be valid.
     import pulumi
     from pulumi.runtime import settings
@@ -86,26 +101,40 @@ def capture_program(stack: str, config_values: dict[str, Any], config: StackConf
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await  # pyright: ignore[reportPrivateUsage]
 
-    monitor = CapturingMonitor(PlanMocks(config.aws.region))
+    monitor = CapturingMonitor(mocks)
     settings.reset_options()  # a fresh root stack per plan, so one process can plan several stacks
-    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor)
     # Structured config reaches a Pulumi program as JSON text, exactly as the engine passes it.
     set_all_config({key: _config_text(value) for key, value in config_values.items()})
-
-    from infra.program import main  # imported after the mocks are in place
-
-    _sync_await(run_pulumi_func(main))
+    _sync_await(run_pulumi_func(program()))
     root = settings.get_root_resource()
     outputs = _sync_await(_resolve_outputs(getattr(root, "outputs", {}) or {}))
     return Capture(registrations=list(monitor.registrations), outputs=outputs)
 
 
+def _infra_main() -> Callable[[], None]:
+    from infra.program import main
+
+    return main
+
+
+def capture_program(stack: str, config_values: dict[str, Any], config: StackConfig) -> Capture:
+    """Run ``infra.program.main`` under mocks with the stack's config, as the engine would."""
+    return capture_under_mocks(
+        PlanMocks(config.aws.region),
+        project=PROJECT,
+        stack=stack,
+        config_values=config_values,
+        program=_infra_main,
+    )
+
+
 def run_program(stack: str, config_values: dict[str, Any], config: StackConfig) -> Plan:
     """The plan of the program: every registration, secrets redacted, in a stable order."""
     capture = capture_program(stack, config_values, config)
-    # Registrations complete in whatever order the event loop runs them; sort so plans are diffable.
-    resources = sorted((_resource_entry(r) for r in capture.registrations), key=lambda r: str(r["urn"]))
-    return Plan(stack=stack, config=config, resources=resources, outputs=capture.outputs)
+    return Plan(
+        stack=stack, config=config, resources=resource_entries(capture.registrations), outputs=capture.outputs
+    )
 
 
 def _config_text(value: Any) -> str:
