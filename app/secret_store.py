@@ -49,6 +49,15 @@ def _strings_in(value: object) -> list[str]:
     return []
 
 
+def _scheduled_for_deletion(error: ClientError) -> bool:
+    """A secret scheduled for deletion cannot be read or written until restored: it is gone."""
+    details = error.response.get("Error", {})
+    message = str(details.get("Message", "")).lower()
+    return details.get("Code") == "InvalidRequestException" and (
+        "marked deleted" in message or "marked for deletion" in message
+    )
+
+
 @dataclass(slots=True)
 class _Entry:
     value: str
@@ -131,7 +140,7 @@ class SecretStore:
             response = self._client.get_secret_value(SecretId=secret_id)
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
-            if code == "ResourceNotFoundException":
+            if code == "ResourceNotFoundException" or _scheduled_for_deletion(error):
                 raise SecretNotFoundError(secret_id) from None
             raise SecretUnavailableError(f"secrets manager error {code} for {secret_id}") from None
         except BotoCoreError as error:
@@ -155,3 +164,17 @@ class SecretStore:
             response = self._client.create_secret(Name=secret_id, SecretString=body, Description=description)
         self.invalidate(secret_id)
         return str(response["ARN"])
+
+    def schedule_deletion(self, secret_id: str, *, recovery_days: int) -> bool:
+        """Schedule the secret's deletion; it can be restored (`aws secretsmanager restore-secret`) for
+        `recovery_days` (7-30). False when it was already gone or scheduled."""
+        try:
+            self._client.delete_secret(SecretId=secret_id, RecoveryWindowInDays=recovery_days)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code")
+            if code != "ResourceNotFoundException" and not _scheduled_for_deletion(error):
+                raise
+            return False
+        finally:
+            self.invalidate(secret_id)
+        return True

@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     sdp_timeout_seconds: float = Field(default=15.0, gt=0, le=120)
     sdp_max_attempts: int = Field(default=4, ge=1, le=10)
     sdp_retry_max_wait_seconds: float = Field(default=30.0, ge=0, le=300)
+    # Let tenants' ServiceDesk Plus URLs reach loopback (local runs and tests: the fake listens on
+    # 127.0.0.1). Private, link-local and other non-public destinations are always refused.
+    sdp_allow_loopback: bool = False
 
     # Tenants and secrets.
     tenant_secret_prefix: str = "ai-agents/local/tenants/"  # noqa: S105 - a name prefix, not a secret
@@ -240,6 +243,8 @@ def _worker_problems(s: Settings) -> list[str]:
         problems.append("TASK_TIME_LIMIT_SECONDS must be below BROKER_VISIBILITY_TIMEOUT_SECONDS")
     if s.task_retry_backoff_max_seconds >= s.broker_visibility_timeout_seconds:
         problems.append("TASK_RETRY_BACKOFF_MAX_SECONDS must be below BROKER_VISIBILITY_TIMEOUT_SECONDS")
+    if s.sdp_allow_loopback and s.app_env.deployed:
+        problems.append("SDP_ALLOW_LOOPBACK must be false outside local/test")
     return problems
 
 

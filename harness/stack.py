@@ -77,6 +77,8 @@ class Stack:
             "SDP_TIMEOUT_SECONDS": "5",
             "SDP_MAX_ATTEMPTS": "2",
             "SDP_RETRY_MAX_WAIT_SECONDS": "2",
+            # The fake ServiceDesk Plus listens on 127.0.0.1, which the CLI and the worker refuse otherwise.
+            "SDP_ALLOW_LOOPBACK": "true",
             "TASK_SOFT_TIME_LIMIT_SECONDS": "8",
             "TASK_TIME_LIMIT_SECONDS": "10",
             "BROKER_VISIBILITY_TIMEOUT_SECONDS": "60",

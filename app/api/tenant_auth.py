@@ -36,7 +36,7 @@ from app.api.tenant_listener import TenantChangeListener
 from app.metrics import TENANT_LOOKUPS
 from app.secret_store import SecretStore
 from app.signing import verify
-from app.tenants import TenantDirectory, TenantInfo, TenantSecret, secret_name, valid_tenant_id
+from app.tenants import TenantDirectory, TenantInfo, valid_tenant_id, webhook_secret_ids
 
 ROW_TTL_SECONDS = 60.0
 REVOCATION_BOUND_SECONDS = 2.0
@@ -112,12 +112,12 @@ class TenantAuthenticator:
         if tenant is None:
             verify(signature, signed, _DECOY_SECRETS)
             raise Unauthorized
-        if verify(signature, signed, (await self._secret(tenant)).webhook_secrets):
+        if verify(signature, signed, await self._webhook_secrets(tenant)):
             return tenant
-        age = self._store.age(tenant.secret_id)
+        age = self._directory.webhook_secrets_age(tenant)
         if age is not None and age > SECRET_REFRESH_SECONDS:
-            fresh = await self._secret(tenant, max_age=SECRET_REFRESH_SECONDS)
-            if verify(signature, signed, fresh.webhook_secrets):
+            fresh = await self._webhook_secrets(tenant, max_age=SECRET_REFRESH_SECONDS)
+            if verify(signature, signed, fresh):
                 return tenant
         raise Unauthorized
 
@@ -126,9 +126,10 @@ class TenantAuthenticator:
     def forget(self, tenant_id: str) -> None:
         self._forgotten += 1
         entry = self._rows.pop(tenant_id, None)
-        if entry is not None and entry[0] is not None:
-            self._store.invalidate(entry[0].secret_id)
-        self._store.invalidate(secret_name(self._secret_prefix, tenant_id))
+        for secret_id in webhook_secret_ids(
+            self._secret_prefix, tenant_id, None if entry is None else entry[0]
+        ):
+            self._store.invalidate(secret_id)
 
     def forget_all(self) -> None:
         for tenant_id in list(self._rows):
@@ -161,11 +162,12 @@ class TenantAuthenticator:
             self._rows[tenant_id] = (tenant, now)
         return tenant
 
-    async def _secret(self, tenant: TenantInfo, *, max_age: float | None = None) -> TenantSecret:
+    async def _webhook_secrets(self, tenant: TenantInfo, *, max_age: float | None = None) -> list[str]:
+        """The tenant's webhook secrets; the API reads nothing else of a tenant's secrets."""
         ttl = self._store.ttl if max_age is None else max_age
         limit = self._trusted_age(ttl)
-        cached = self._directory.cached_secret(tenant, max_age=limit)
+        cached = self._directory.cached_webhook_secrets(tenant, max_age=limit)
         if cached is not None:
             return cached
         # A Secrets Manager call blocks (boto3): never on the event loop.
-        return await run_in_threadpool(partial(self._directory.secret, tenant, max_age=limit))
+        return await run_in_threadpool(partial(self._directory.webhook_secrets, tenant, max_age=limit))

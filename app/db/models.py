@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     DateTime,
     Enum,
     ForeignKey,
@@ -75,12 +76,23 @@ def _created() -> Mapped[datetime]:
 
 class Tenant(Base):
     __tablename__ = "tenants"
+    __table_args__ = (
+        # Somewhere to read its secrets from: the combined secret, or both split ones (migration 0005).
+        CheckConstraint(
+            "secret_id IS NOT NULL OR (webhook_secret_id IS NOT NULL AND credential_secret_id IS NOT NULL)",
+            name="secrets",
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     servicedesk_base_url: Mapped[str] = mapped_column(String(500))
     auth_mode: Mapped[AuthMode] = mapped_column(_enum(AuthMode, "auth_mode"))
-    secret_id: Mapped[str] = mapped_column(String(512))
+    # The combined secret of the old layout (webhook secrets and credential in one) while it is kept.
+    secret_id: Mapped[str | None] = mapped_column(String(512))
+    # The split layout: webhook secrets (the API reads them), ServiceDesk Plus credential (the worker).
+    webhook_secret_id: Mapped[str | None] = mapped_column(String(512))
+    credential_secret_id: Mapped[str | None] = mapped_column(String(512))
     enabled: Mapped[bool] = mapped_column(server_default=text("true"))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = mapped_column(

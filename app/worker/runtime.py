@@ -14,7 +14,7 @@ from app.db.engine import Database, create_app_engine
 from app.prompts import Prompt, load_prompt
 from app.secret_store import SecretStore
 from app.settings import Settings, get_settings
-from app.tenants import TenantDirectory, TenantInfo, TenantSecret
+from app.tenants import ServiceDeskSecret, TenantDirectory, TenantInfo
 
 
 @dataclass
@@ -42,7 +42,7 @@ class Runtime:
         )
         return cls(settings, db, store, TenantDirectory(db, store), llm, load_prompt(settings.prompt_version))
 
-    def servicedesk(self, tenant: TenantInfo, secret: TenantSecret) -> ServiceDeskClient:
+    def servicedesk(self, tenant: TenantInfo, secret: ServiceDeskSecret) -> ServiceDeskClient:
         return ServiceDeskClient(
             tenant.servicedesk_base_url,
             tenant.auth_mode,

@@ -52,6 +52,12 @@ def _cli(stack: Stack, *args: str, secret: str | None = None) -> None:
     assert result.returncode == 0, result.stderr
 
 
+def _replace(stack: Stack, tenant_id: str, new: str) -> None:
+    """Rotate to `new` and retire the old secret at once, as for a leaked secret."""
+    _cli(stack, "rotate-secret", tenant_id, secret=new)
+    _cli(stack, "retire-secret", tenant_id)
+
+
 def test_rotation_accepts_both_then_retiring_refuses_the_old_secret_within_the_bound(
     stack: Stack, client: httpx.Client
 ) -> None:
@@ -61,7 +67,7 @@ def test_rotation_accepts_both_then_retiring_refuses_the_old_secret_within_the_b
     _cli(stack, "rotate-secret", tenant.id, secret=new)
     _within_bound(lambda: _deliver(stack, client, tenant, new) == 202)
     assert _deliver(stack, client, tenant, old) == 202  # both, until the old one is retired
-    _cli(stack, "rotate-secret", tenant.id, "--keep", "1", secret=new)
+    _cli(stack, "retire-secret", tenant.id)
     _within_bound(lambda: _deliver(stack, client, tenant, old) == 401)
     assert _deliver(stack, client, tenant, new) == 202
 
@@ -80,7 +86,7 @@ def test_job_reads_use_the_same_rule_and_see_a_rotation_within_the_bound(
 
     assert read_with(tenant.webhook_secret) == 200
     new = f"whsec-new-{uuid.uuid4().hex}"
-    _cli(stack, "rotate-secret", tenant.id, "--keep", "1", secret=new)
+    _replace(stack, tenant.id, new)
     # Was up to the secret cache's TTL (300 s) for reads: they had their own look-up and caching.
     _within_bound(lambda: read_with(new) == 200)
     _within_bound(lambda: read_with(tenant.webhook_secret) == 401)
@@ -140,9 +146,7 @@ def test_without_announcements_a_retired_secret_is_refused_within_the_bound(
         try:
             await deaf_authenticator.authenticate(tenant.id, sign(tenant.webhook_secret, message), message)
             assert not deaf_authenticator.listener.live()
-            await asyncio.to_thread(
-                _cli, stack, "rotate-secret", tenant.id, "--keep", "1", secret=f"whsec-{uuid.uuid4().hex}"
-            )
+            await asyncio.to_thread(_replace, stack, tenant.id, f"whsec-{uuid.uuid4().hex}")
             started = time.monotonic()
             while True:
                 try:
