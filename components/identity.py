@@ -1,8 +1,12 @@
 """IRSA roles for the app's service accounts, each allowed exactly what its pods read.
 
 No wildcard action anywhere and exact resource ARNs, with one deliberate exception: tenant secrets are
-created at run time by the tenants CLI, so the API and worker may read secrets under the stack's
-tenant prefix (``…:secret:ai-agents/<stack>/tenants/*``), and nothing else under that account.
+created at run time by the tenants CLI, so they are granted by name pattern under the stack's tenant
+prefix, one kind per role. The API, which faces the internet, reads webhook secrets only
+(``…:secret:ai-agents/<stack>/tenants/webhook/*``); the worker reads ServiceDesk Plus credentials only
+(``…/tenants/servicedesk/*``). Neither reads the other's, nor the combined secrets of the layout before
+(``…/tenants/<tenant>``): `python -m app tenants split-secrets` moves tenants over before these roles
+are deployed (docs/runbook.md, "Split tenant secrets").
 """
 
 from __future__ import annotations
@@ -20,6 +24,15 @@ ServiceAccount = Literal["api", "worker", "migrations"]
 SERVICE_ACCOUNTS: tuple[ServiceAccount, ...] = ("api", "worker", "migrations")
 # The non-owner role the app connects as, with RDS IAM authentication (created by the migrations).
 APP_DB_USER = "app"
+# The tenant secrets each role reads: a folder under the tenant prefix (app/tenants.py writes the same).
+TENANT_SECRET_FOLDERS: dict[ServiceAccount, str] = {"api": "webhook/", "worker": "servicedesk/"}
+
+
+def tenant_secret_pattern(prefix_pattern: str, account: ServiceAccount) -> str:
+    """The ARN pattern of one role's tenant secrets, from the prefix's (``…:secret:<prefix>*``)."""
+    if not prefix_pattern.endswith("/*"):
+        raise ValueError(f"tenant secret ARN pattern must end with '/*': {prefix_pattern}")
+    return f"{prefix_pattern.removesuffix('*')}{TENANT_SECRET_FOLDERS[account]}*"
 
 
 @dataclass(frozen=True)
@@ -69,7 +82,7 @@ def permissions(account: ServiceAccount, values: dict[str, Any], region: str) ->
     key = str(values["kms"])
     if account == "migrations":
         return policy_document(read_secrets([values["master"]], key, region))
-    secrets = [values["redis"], values["tenants"]]
+    secrets = [values["redis"], tenant_secret_pattern(str(values["tenants"]), account)]
     if account == "worker":
         secrets.insert(1, values["llm"])
     return policy_document(

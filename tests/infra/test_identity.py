@@ -1,9 +1,12 @@
 """IRSA roles under the whole program: each service account may assume only its own role, and each
-role reads exactly the secrets its pods use — no wildcard action, exact resources."""
+role reads exactly the secrets its pods use — no wildcard action, exact resources. Tenant secrets are
+two kinds under the tenant prefix: the API reads webhook secrets (``webhook/*``) and never a ServiceDesk
+Plus credential, the worker reads credentials (``servicedesk/*``) and never a webhook secret."""
 
 from __future__ import annotations
 
 import json
+from fnmatch import fnmatchcase
 from typing import Any
 
 import pytest
@@ -26,7 +29,7 @@ def stack(request: pytest.FixtureRequest) -> tuple[StackConfig, Captured]:
 
 
 def no_wildcards(policy: dict[str, Any], allowed_patterns: set[str]) -> None:
-    """No '*' in any action; a '*' in a resource only for the tenant secret prefix."""
+    """No '*' in any action; a '*' in a resource only for the two tenant secret patterns."""
     for statement in policy["Statement"]:
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         assert all("*" not in action for action in actions), statement
@@ -69,11 +72,12 @@ def test_each_role_reads_exactly_its_secrets(stack: tuple[StackConfig, Captured]
     config, captured = stack
     redis, llm = _secret_arn(config, captured, "redis-auth"), _secret_arn(config, captured, "llm-api-key")
     master = captured.outputs("aws:rds/instance:Instance")["masterUserSecrets"][0]["secretArn"]
-    tenants = f"arn:aws:secretsmanager:{config.aws.region}:123456789012:secret:ai-agents/{config.environment}/tenants/*"
-    expected = {"api": [redis, tenants], "worker": [redis, llm, tenants], "migrations": [master]}
+    tenants = f"arn:aws:secretsmanager:{config.aws.region}:123456789012:secret:ai-agents/{config.environment}/tenants/"
+    webhook, servicedesk = f"{tenants}webhook/*", f"{tenants}servicedesk/*"
+    expected = {"api": [redis, webhook], "worker": [redis, llm, servicedesk], "migrations": [master]}
     for account, secrets in expected.items():
         policy = _policy(config, captured, account)
-        no_wildcards(policy, {tenants})
+        no_wildcards(policy, {webhook, servicedesk})
         reads = next(s for s in policy["Statement"] if s["Action"] == "secretsmanager:GetSecretValue")
         assert reads["Resource"] == secrets, account
         decrypt = next(s for s in policy["Statement"] if s["Action"] == "kms:Decrypt")
@@ -84,6 +88,61 @@ def test_each_role_reads_exactly_its_secrets(stack: tuple[StackConfig, Captured]
         assert decrypt["Condition"] == {
             "StringEquals": {"kms:ViaService": f"secretsmanager.{config.aws.region}.amazonaws.com"}
         }
+
+
+def readable(policy: dict[str, Any], arn: str) -> bool:
+    """Whether an Allow of secretsmanager:GetSecretValue covers `arn`, matched as IAM matches resources
+    ('*' any run of characters, '/' included; '?' one character)."""
+    return any(
+        fnmatchcase(arn, pattern)
+        for statement in policy["Statement"]
+        if statement["Effect"] == "Allow" and "secretsmanager:GetSecretValue" in as_list(statement["Action"])
+        for pattern in as_list(statement["Resource"])
+    )
+
+
+def tenant_secret_arns(region: str, environment: str, tenant: str = "acme") -> dict[str, str]:
+    """A tenant's secrets as Secrets Manager names them (the name plus a random 6-character suffix)."""
+    prefix = f"arn:aws:secretsmanager:{region}:123456789012:secret:ai-agents/{environment}/tenants/"
+    return {
+        "webhook": f"{prefix}webhook/{tenant}-AbCdEf",
+        "servicedesk": f"{prefix}servicedesk/{tenant}-GhIjKl",
+        # The layout before the split: webhook secrets and credential in one secret per tenant.
+        "combined": f"{prefix}{tenant}-MnOpQr",
+    }
+
+
+# Which tenant secrets each role may read: the API, which faces the internet, no credential at all.
+TENANT_READS = {
+    "api": {"webhook"},
+    "worker": {"servicedesk"},
+    "migrations": set[str](),
+}
+
+
+def reads_only_its_tenant_secrets(policy: dict[str, Any], account: str, arns: dict[str, str]) -> None:
+    readable_kinds = {kind for kind, arn in arns.items() if readable(policy, arn)}
+    assert readable_kinds == TENANT_READS[account], (account, readable_kinds)
+
+
+def test_api_reads_no_credential_and_worker_no_webhook_secret(stack: tuple[StackConfig, Captured]) -> None:
+    config, captured = stack
+    arns = tenant_secret_arns(config.aws.region, config.environment)
+    for account in SERVICE_ACCOUNTS:
+        reads_only_its_tenant_secrets(_policy(config, captured, account), account, arns)
+
+
+def test_the_tenant_read_check_catches_the_whole_prefix() -> None:
+    """Mutation: the API role as it was, reading everything under the tenant prefix, must fail."""
+    arns = tenant_secret_arns("eu-west-1", "staging")
+    prefix = arns["combined"].rsplit("/", 1)[0]
+    policy = {
+        "Statement": [
+            {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": [f"{prefix}/*"]}
+        ]
+    }
+    with pytest.raises(AssertionError):
+        reads_only_its_tenant_secrets(policy, "api", arns)
 
 
 def test_api_and_worker_connect_to_postgres_as_the_app_user(stack: tuple[StackConfig, Captured]) -> None:
@@ -129,13 +188,15 @@ SECRETS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/secrets"
 REDIS_SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:ai-agents/staging/redis-auth-AbCdEf"
 LLM_SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:ai-agents/staging/llm-api-key-GhIjKl"
 TENANTS = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:ai-agents/staging/tenants/*"
+WEBHOOK_SECRETS = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:ai-agents/staging/tenants/webhook/*"
+CREDENTIALS = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:ai-agents/staging/tenants/servicedesk/*"
 MASTER_SECRET = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:rds!db-0123-MnOpQr"
 DB_RESOURCE_ID = "db-ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 DB_USER_ARN = f"arn:aws:rds-db:{REGION}:{ACCOUNT}:dbuser:{DB_RESOURCE_ID}/{APP_DB_USER}"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 EXPECTED_SECRETS = {
-    "api": {REDIS_SECRET, TENANTS},
-    "worker": {REDIS_SECRET, LLM_SECRET, TENANTS},
+    "api": {REDIS_SECRET, WEBHOOK_SECRETS},
+    "worker": {REDIS_SECRET, LLM_SECRET, CREDENTIALS},
     "migrations": {MASTER_SECRET},
 }
 
@@ -171,7 +232,7 @@ def component() -> tuple[Captured, dict[str, Any]]:
 
 def grants_exactly(document: dict[str, Any], account: str) -> None:
     """Its secrets, the secrets key only through Secrets Manager, and (app) rds-db:connect as ``app``."""
-    assert_exact_permissions(document, allowed_patterns=(TENANTS,))
+    assert_exact_permissions(document, allowed_patterns=(WEBHOOK_SECRETS, CREDENTIALS))
     actions: dict[str, list[dict[str, Any]]] = {}
     for statement in statements(document):
         actions.setdefault(statement["Action"], []).append(statement)
@@ -209,6 +270,15 @@ def test_component_builds_exact_policies_from_its_inputs(
     assert resolve(role_arns[account]) == role.outputs["arn"], "role_arns maps each account to its own role"
 
 
+@pytest.mark.parametrize("account", SERVICE_ACCOUNTS)
+def test_component_gives_each_role_only_its_kind_of_tenant_secret(
+    component: tuple[Captured, dict[str, Any]], account: str
+) -> None:
+    captured, _ = component
+    policy = json.loads(captured.inputs(ROLE_POLICY, f"app-{account}")["policy"])
+    reads_only_its_tenant_secrets(policy, account, tenant_secret_arns(REGION, "staging"))
+
+
 def test_component_children_are_parented(component: tuple[Captured, dict[str, Any]]) -> None:
     captured, role_arns = component
     assert sorted(role_arns) == sorted(SERVICE_ACCOUNTS)
@@ -228,6 +298,8 @@ def test_the_exact_grant_check_catches_widened_permissions_and_trust(
         {**read, "Action": "secretsmanager:*"},
         {**read, "Resource": "*"},
         {**read, "Resource": [*read["Resource"], LLM_SECRET]},
+        {**read, "Resource": [*read["Resource"], CREDENTIALS]},
+        {**read, "Resource": [REDIS_SECRET, TENANTS]},
         {**read, "Resource": [*read["Resource"], f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:*"]},
     ):
         with pytest.raises(AssertionError):
