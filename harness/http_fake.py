@@ -7,8 +7,13 @@ import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+# In a `huge` reply's JSON body, this string is replaced by as many `x` as make the body `huge` bytes.
+PAD = "@@PAD@@"
+CHUNK = 64 * 1024
 
 
 @dataclass
@@ -20,6 +25,12 @@ class Fault:
     body: Any = None
     delay: float = 0.0
     after: bool = False  # True: run the real handler first, then delay (the effect lands, the reply is late)
+    # A hostile or broken upstream: the whole reply, status line and headers included, one byte every
+    # `trickle` seconds, so that no single read waits long enough for a read timeout to fire.
+    trickle: float = 0.0
+    # A huge reply of `huge` bytes, streamed in 64 KiB chunks with its Content-Length: `body` with its
+    # `PAD` string padded (valid JSON, e.g. a ticket with a huge description), or only `x` without one.
+    huge: int = 0
 
 
 @dataclass
@@ -27,6 +38,36 @@ class Reply:
     status: int
     body: Any
     headers: dict[str, str] = field(default_factory=dict)
+    trickle: float = 0.0  # see Fault
+    huge: int = 0  # see Fault
+
+    def payload(self) -> bytes:
+        """bytes are sent as they are (garbage replies for fault tests); anything else as JSON."""
+        if isinstance(self.body, bytes):
+            return self.body
+        return b"" if self.body is None else json.dumps(self.body).encode()
+
+    def head(self, length: int) -> bytes:
+        """Status line and headers, as the stdlib handler would send them."""
+        lines = [f"HTTP/1.1 {self.status} {_phrase(self.status)}"]
+        if "content-type" not in {name.lower() for name in self.headers}:
+            lines.append("Content-Type: application/json;charset=UTF-8")
+        lines.append(f"Content-Length: {length}")
+        lines.extend(f"{name}: {value}" for name, value in self.headers.items())
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    def huge_parts(self) -> tuple[bytes, int, bytes]:
+        """(head of the body, number of padding bytes, tail): together exactly `huge` bytes."""
+        text = json.dumps(self.body) if isinstance(self.body, dict | list) else ""
+        before, after = (part.encode() for part in (text if PAD in text else PAD).split(PAD, 1))
+        return before, max(0, self.huge - len(before) - len(after)), after
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"
 
 
 class _Server(ThreadingHTTPServer):
@@ -64,22 +105,35 @@ class FakeServer:
                     self.close_connection = True
                     return
                 reply = fake.dispatch(self.command, self.path, dict(self.headers.items()), body)
-                # bytes are sent as they are (garbage replies for fault tests); anything else as JSON.
-                if isinstance(reply.body, bytes):
-                    payload = reply.body
-                else:
-                    payload = b"" if reply.body is None else json.dumps(reply.body).encode()
                 try:
-                    self.send_response(reply.status)
-                    if "content-type" not in {name.lower() for name in reply.headers}:
-                        self.send_header("Content-Type", "application/json;charset=UTF-8")
-                    self.send_header("Content-Length", str(len(payload)))
-                    for name, value in reply.headers.items():
-                        self.send_header(name, value)
-                    self.end_headers()
-                    self.wfile.write(payload)
+                    if reply.huge:
+                        self._send_huge(reply)
+                    elif reply.trickle > 0:
+                        payload = reply.payload()
+                        self._trickle(reply.head(len(payload)) + payload, reply.trickle)
+                    else:
+                        payload = reply.payload()
+                        self.wfile.write(reply.head(len(payload)) + payload)
                 except (BrokenPipeError, ConnectionResetError):
-                    pass
+                    self.close_connection = True
+                if any(v.lower() == "close" for k, v in reply.headers.items() if k.lower() == "connection"):
+                    self.close_connection = True
+
+            def _trickle(self, data: bytes, interval: float) -> None:
+                # Until the reply is out or the client goes away (a write then fails).
+                for n in range(len(data)):
+                    self.wfile.write(data[n : n + 1])
+                    self.wfile.flush()
+                    time.sleep(interval)
+
+            def _send_huge(self, reply: Reply) -> None:
+                before, padding, after = reply.huge_parts()
+                self.wfile.write(reply.head(len(before) + padding + len(after)) + before)
+                block = b"x" * CHUNK
+                while padding > 0:
+                    self.wfile.write(block[: min(CHUNK, padding)])
+                    padding -= CHUNK
+                self.wfile.write(after)
 
             do_GET = do_POST = do_PUT = do_DELETE = _serve  # noqa: N815
 
@@ -105,6 +159,11 @@ class FakeServer:
         with self._lock:
             self._faults[key].extend([fault] * times)
 
+    def clear_faults(self, key: str) -> None:
+        """Drop whatever is still scripted for `key` (a test's leftovers must not reach the next test)."""
+        with self._lock:
+            self._faults.pop(key, None)
+
     def fault_key(self, method: str, path: str, body: bytes) -> str:
         return f"{method} {path.split('?', 1)[0]}"
 
@@ -118,10 +177,12 @@ class FakeServer:
             fault = queue.popleft() if queue else None
         if fault is not None and not fault.after:
             time.sleep(fault.delay)
-            return Reply(fault.status, fault.body, fault.headers)
+            return Reply(fault.status, fault.body, fault.headers, fault.trickle, fault.huge)
         reply = self.handle(method, path, {k.lower(): v for k, v in headers.items()}, body)
         if fault is not None:
             time.sleep(fault.delay)
+            # The real reply, delivered the hostile way (say, the right ticket, one byte at a time).
+            reply.trickle, reply.huge = fault.trickle, fault.huge
         return reply
 
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
