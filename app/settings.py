@@ -91,12 +91,18 @@ class Settings(BaseSettings):
     llm_max_retries: int = Field(default=3, ge=0, le=10)
     llm_max_tokens: int = Field(default=800, ge=64, le=16000)
     llm_temperature: float = Field(default=0.2, ge=0, le=2)
+    # Wall clock for one completion, its retries and their waits (and never past the job's deadline).
+    llm_call_deadline_seconds: float = Field(default=120.0, gt=0, le=3600)
+    llm_max_response_bytes: int = Field(default=1024 * 1024, ge=64 * 1024, le=64 * 1024 * 1024)
     prompt_version: str = "v1"
 
     # ServiceDesk Plus client.
     sdp_timeout_seconds: float = Field(default=15.0, gt=0, le=120)
     sdp_max_attempts: int = Field(default=4, ge=1, le=10)
     sdp_retry_max_wait_seconds: float = Field(default=30.0, ge=0, le=300)
+    # Wall clock for one operation (get ticket, list notes, post note), its retries and their waits.
+    sdp_call_deadline_seconds: float = Field(default=60.0, gt=0, le=3600)
+    sdp_max_response_bytes: int = Field(default=1024 * 1024, ge=16 * 1024, le=64 * 1024 * 1024)
     # Let tenants' ServiceDesk Plus URLs reach loopback (local runs and tests: the fake listens on
     # 127.0.0.1). Private, link-local and other non-public destinations are always refused.
     sdp_allow_loopback: bool = False

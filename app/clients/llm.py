@@ -1,9 +1,11 @@
 """LLM enhancement through any OpenAI-compatible chat completions API.
 
-The `openai` client already retries 429/5xx/timeouts with exponential backoff and jitter and honours
-`Retry-After`; we bound it with LLM_MAX_RETRIES and LLM_TIMEOUT_SECONDS and classify what is left.
-`http_client` is the transport seam: an httpx client of the flavour the installed `openai` expects
-(openai 3 uses httpx2), e.g. with a mock transport; tests instead point LLM_BASE_URL at a local fake.
+Retries (429/5xx/timeouts, `LLM_MAX_RETRIES`, exponential backoff with jitter, `Retry-After` honoured)
+are ours, through stamina like the ServiceDesk Plus client's, not the SDK's: the SDK's sleep between
+retries knows nothing of a deadline. Every completion, its retries included, runs within
+`call_deadline` (clipped to the job's), and the response body is capped (`app.clients.limits`).
+`http_client` is the transport seam: an httpx client (the SDK accepts httpx and httpx2 ones), e.g. with
+a mock transport; tests instead point LLM_BASE_URL at a local fake.
 """
 
 from __future__ import annotations
@@ -11,16 +13,26 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
+import httpx
 import openai
+import stamina
 from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from app.clients import limits
 from app.clients.errors import PermanentError, TransientError, parse_retry_after
 from app.clients.servicedesk import Ticket
 from app.metrics import LLM_ERRORS, LLM_LATENCY, LLM_TOKENS
 from app.prompts import Prompt
+
+MAX_RESPONSE_BYTES = 1024 * 1024  # a completion of LLM_MAX_TOKENS (≤ 16 000) is well below 100 KB
+# The SDK's own retry schedule, kept: 0.5 s doubling to 8 s; a longer Retry-After (up to a minute)
+# is honoured when the deadline leaves room for it, else the job retries later.
+RETRY_WAIT_INITIAL = 0.5
+RETRY_WAIT_MAX = 8.0
+RETRY_AFTER_MAX = 60.0
 
 
 class Enhancement(BaseModel):
@@ -52,18 +64,23 @@ class LLMClient:
         max_retries: int,
         max_tokens: int,
         temperature: float,
+        call_deadline: float = 120.0,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
         http_client: Any = None,
     ) -> None:
         self._api_key = api_key
         self._model = model
         self._max_tokens = max_tokens
         self._temperature = temperature
+        self._attempts = max_retries + 1
+        self._call_deadline = call_deadline
         self._client = openai.OpenAI(
             api_key=api_key(),
             base_url=base_url,
             timeout=timeout,
-            max_retries=max_retries,
-            http_client=http_client,
+            max_retries=0,  # see the module docstring
+            # The SDK takes an httpx client as well as an httpx2 one; only its annotation says otherwise.
+            http_client=cast(Any, http_client or _http_client(max_response_bytes)),
         )
 
     @property
@@ -91,6 +108,16 @@ class LLMClient:
             raise PermanentError("llm returned output that is not the expected JSON") from None
 
     def _complete(self, system: str, user: str) -> str:
+        with limits.deadline(self._call_deadline, "call deadline"):
+            backoff = limits.backoff_within_deadline(
+                initial=RETRY_WAIT_INITIAL, max_wait=RETRY_WAIT_MAX, retry_after_max=RETRY_AFTER_MAX
+            )
+            for attempt in stamina.retry_context(on=backoff, attempts=self._attempts, timeout=None):
+                with attempt:
+                    return self._complete_once(system, user)
+        raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
+
+    def _complete_once(self, system: str, user: str) -> str:
         started = time.perf_counter()
         outcome = "error"
         try:
@@ -103,6 +130,12 @@ class LLMClient:
                 response_format={"type": "json_object"},
             )
             outcome = "ok"
+        except limits.DeadlineExceeded as error:
+            LLM_ERRORS.labels("deadline").inc()
+            raise TransientError(f"llm: {error}", safe_to_repeat=False) from None
+        except limits.ResponseTooLarge as error:
+            LLM_ERRORS.labels("too_large").inc()
+            raise PermanentError(f"llm: {error}") from None
         except (openai.APITimeoutError, openai.APIConnectionError) as error:
             LLM_ERRORS.labels("timeout" if isinstance(error, openai.APITimeoutError) else "connect").inc()
             raise TransientError(f"llm unreachable: {type(error).__name__}") from None
@@ -123,6 +156,15 @@ class LLMClient:
             LLM_ERRORS.labels("empty").inc()
             raise PermanentError("llm returned no content")
         return completion.choices[0].message.content
+
+
+def _http_client(max_response_bytes: int) -> httpx.Client:
+    """The SDK's default connection limits, on a transport that enforces deadlines and the cap."""
+    transport = limits.LimitedTransport(
+        max_response_bytes=max_response_bytes,
+        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+    )
+    return httpx.Client(transport=transport, follow_redirects=True)
 
 
 def _count_tokens(completion: ChatCompletion) -> None:

@@ -1,37 +1,32 @@
 """ServiceDesk Plus REST API v3 client (on-premises `authtoken` or cloud Zoho OAuth).
 
-`transport` is the test seam: tests pass nothing and point `base_url` at a local fake server, unit
-tests may pass an `httpx.MockTransport`.
+The tenant's server is not trusted to be quick, small or where it says: every call (its retries
+included) has a deadline, clipped to the job's (`app.clients.limits`); bodies are capped
+(`max_response_bytes`) and connections go to public addresses only (`app.clients.egress`).
+
+`transport` is the test seam: tests pass nothing and point `base_url` at a local fake server (with
+`allow_loopback`), unit tests may pass an `httpx.MockTransport` (which bypasses the guard and caps).
 """
 
 from __future__ import annotations
 
-import functools
 import json
-import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 import stamina
 
+from app.clients import limits
+from app.clients.egress import EgressRefused, guarded_transport
 from app.clients.errors import PermanentError, TransientError, parse_retry_after
 from app.db.models import AuthMode
 from app.metrics import SDP_ERRORS, SDP_LATENCY
 
 ACCEPT = "application/vnd.manageengine.sdp.v3+json"
-
-
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """One verifying TLS context (CA bundle loaded once) for every client of the process.
-
-    Perf (docs/performance.md): `httpx.Client()` otherwise builds a new context per client, which loads
-    the CA bundle, ~20 ms of CPU under the GIL; the worker creates a client per job, so 32 jobs starting
-    together queued ~0.7 s of CPU behind each other. An SSLContext is safe to share between threads."""
-    return httpx.create_ssl_context()
+MAX_RESPONSE_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,17 +81,26 @@ class ServiceDeskClient:
         timeout: float = 15.0,
         max_attempts: int = 4,
         max_wait: float = 30.0,
+        call_deadline: float = 60.0,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        allow_loopback: bool = False,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        url = urlsplit(base_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            # file://, gopher:// ...: nothing to retry, the tenant's URL must be fixed.
+            raise PermanentError(f"servicedesk URL must be http(s)://host, not {url.scheme or 'no'} scheme")
         self._max_attempts = max_attempts
         self._max_wait = max_wait
+        self._call_deadline = call_deadline
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
-            headers={"Accept": ACCEPT, **auth_headers(auth_mode, credential)},
+            # identity: the transport refuses compressed bodies, whose inflated size cannot be capped.
+            headers={"Accept": ACCEPT, "Accept-Encoding": "identity", **auth_headers(auth_mode, credential)},
             timeout=timeout,
-            transport=transport,
+            transport=transport
+            or guarded_transport(allow_loopback=allow_loopback, max_response_bytes=max_response_bytes),
             follow_redirects=False,
-            verify=_tls_context(),
         )
 
     def close(self) -> None:
@@ -144,24 +148,17 @@ class ServiceDeskClient:
         return str(note["id"]) if isinstance(note, dict) and "id" in note else None
 
     def _call(self, operation: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        for attempt in stamina.retry_context(
-            on=self._backoff,
-            attempts=self._max_attempts,
-            timeout=None,
-            wait_initial=0.5,
-            wait_max=self._max_wait,
-        ):
-            with attempt:
-                return self._once(operation, method, path, **kwargs)
+        # One deadline for the operation, its retries and their waits (and never past the job's).
+        with limits.deadline(self._call_deadline, "call deadline"):
+            # Transient failures that are safe to repeat, after what `Retry-After` asks (capped) or an
+            # exponential backoff, as long as the wait ends within the deadline.
+            backoff = limits.backoff_within_deadline(
+                initial=0.5, max_wait=self._max_wait, retry_after_max=self._max_wait
+            )
+            for attempt in stamina.retry_context(on=backoff, attempts=self._max_attempts, timeout=None):
+                with attempt:
+                    return self._once(operation, method, path, **kwargs)
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
-
-    def _backoff(self, error: Exception) -> bool | float:
-        """Retry transient failures that are safe to repeat, waiting what `Retry-After` asks (capped)."""
-        if not isinstance(error, TransientError) or not error.safe_to_repeat:
-            return False
-        if error.retry_after is not None:
-            return min(error.retry_after, self._max_wait)
-        return True
 
     def _once(self, operation: str, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         started = time.perf_counter()
@@ -169,6 +166,17 @@ class ServiceDeskClient:
         try:
             response = self._http.request(method, path, **kwargs)
             outcome = str(response.status_code)
+        except limits.DeadlineExceeded as error:
+            # Not repeated within the call: its time is up (a POST may also have landed). The job
+            # retries later, and a `posting` job looks for its note before posting again.
+            SDP_ERRORS.labels(operation, "deadline").inc()
+            raise TransientError(f"servicedesk {operation}: {error}", safe_to_repeat=False) from None
+        except limits.ResponseTooLarge as error:
+            SDP_ERRORS.labels(operation, "too_large").inc()
+            raise PermanentError(f"servicedesk {operation}: {error}") from None
+        except EgressRefused as error:
+            SDP_ERRORS.labels(operation, "refused").inc()
+            raise PermanentError(f"servicedesk {operation} refused: {error}") from None
         except httpx.ConnectError as error:
             # Nothing reached the server: safe to repeat even for a POST.
             SDP_ERRORS.labels(operation, "connect").inc()

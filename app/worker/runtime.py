@@ -39,6 +39,8 @@ class Runtime:
             max_retries=settings.llm_max_retries,
             max_tokens=settings.llm_max_tokens,
             temperature=settings.llm_temperature,
+            call_deadline=settings.llm_call_deadline_seconds,
+            max_response_bytes=settings.llm_max_response_bytes,
         )
         return cls(settings, db, store, TenantDirectory(db, store), llm, load_prompt(settings.prompt_version))
 
@@ -50,6 +52,9 @@ class Runtime:
             timeout=self.settings.sdp_timeout_seconds,
             max_attempts=self.settings.sdp_max_attempts,
             max_wait=self.settings.sdp_retry_max_wait_seconds,
+            call_deadline=self.settings.sdp_call_deadline_seconds,
+            max_response_bytes=self.settings.sdp_max_response_bytes,
+            allow_loopback=self.settings.sdp_allow_loopback,
             transport=self.sdp_transport,
         )
 
