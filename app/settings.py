@@ -43,6 +43,7 @@ _PLACEHOLDER = re.compile(
     re.IGNORECASE,
 )
 _MIN_SECRET_LENGTH = 16
+JOB_LEASE_MARGIN_SECONDS = 5
 _TENANT_PREFIX = re.compile(r"^[A-Za-z0-9/_+=.@-]*$")
 
 
@@ -127,6 +128,11 @@ class Settings(BaseSettings):
     task_retry_backoff_max_seconds: int = Field(default=300, ge=1)
     sweeper_interval_seconds: float = Field(default=60.0, gt=0)
     sweeper_stale_after_seconds: int = Field(default=300, ge=1)
+    # Enforced by the worker itself under any pool (Celery's time limits are not, under threads);
+    # default TASK_SOFT_TIME_LIMIT_SECONDS. Must end before the job's lease (see job_lease_seconds).
+    job_deadline_seconds: float | None = Field(default=None, gt=0)
+    # Jobs of one tenant running at once in one worker process; default half the threads.
+    tenant_max_concurrency: int | None = Field(default=None, ge=1, le=256)
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -153,6 +159,22 @@ class Settings(BaseSettings):
     @property
     def database_sslmode_effective(self) -> str:
         return self.database_sslmode or ("require" if self.app_env.deployed else "prefer")
+
+    @property
+    def job_deadline(self) -> float:
+        """Seconds an attempt may spend on ServiceDesk Plus and the LLM, all calls together."""
+        return self.job_deadline_seconds or float(self.task_soft_time_limit_seconds)
+
+    @property
+    def job_lease_seconds(self) -> int:
+        """How long a claimed job stays `running` before the sweeper may hand it to another worker: it
+        outlives the hard time limit, and so the job deadline and the attempt's last bookkeeping."""
+        return self.task_time_limit_seconds + JOB_LEASE_MARGIN_SECONDS
+
+    @property
+    def tenant_concurrency(self) -> int:
+        default = max(1, self.worker_concurrency // 2)
+        return min(self.worker_concurrency, self.tenant_max_concurrency or default)
 
 
 def _secret_problem(name: str, value: str, *, deployed: bool) -> str | None:
@@ -249,6 +271,12 @@ def _worker_problems(s: Settings) -> list[str]:
         problems.append("TASK_TIME_LIMIT_SECONDS must be below BROKER_VISIBILITY_TIMEOUT_SECONDS")
     if s.task_retry_backoff_max_seconds >= s.broker_visibility_timeout_seconds:
         problems.append("TASK_RETRY_BACKOFF_MAX_SECONDS must be below BROKER_VISIBILITY_TIMEOUT_SECONDS")
+    # The sweeper re-sends a `running` job once its lease (TASK_TIME_LIMIT_SECONDS + 5 s) is over: a job
+    # still within its deadline, or writing its outcome just after it, must never look abandoned.
+    if s.job_deadline >= s.task_time_limit_seconds:
+        problems.append(
+            "JOB_DEADLINE_SECONDS (default TASK_SOFT_TIME_LIMIT_SECONDS) must be below TASK_TIME_LIMIT_SECONDS"
+        )
     if s.sdp_allow_loopback and s.app_env.deployed:
         problems.append("SDP_ALLOW_LOOPBACK must be false outside local/test")
     return problems

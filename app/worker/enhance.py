@@ -6,6 +6,11 @@ Idempotency, in order of defence:
    (no second LLM call) and knows a note may already exist;
 3. a retry in `posting` state first looks for the note's marker on the ticket, and posts only if absent;
 4. `note_state=posted` is stored right after the POST, with the job's success, in one transaction.
+
+Time: an attempt's calls to ServiceDesk Plus and the LLM share one deadline (JOB_DEADLINE_SECONDS,
+each call's own deadline clipped to it), enforced by the clients whatever the Celery pool; a spent
+deadline is a transient failure like a timeout, so the job is retried later or, out of attempts,
+`failed` with the reason. The lease taken by `claim` outlives the deadline (settings check it).
 """
 
 from __future__ import annotations
@@ -18,14 +23,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Insert, insert, select
+from sqlalchemy import Insert, func, insert, select, update
 from sqlalchemy.exc import OperationalError
 
+from app.clients import limits
 from app.clients.errors import PermanentError, TransientError
 from app.clients.llm import Enhancement
 from app.clients.servicedesk import ServiceDeskClient, Ticket
 from app.db import jobs
-from app.db.models import EnhancementHistory, JobStatus, NoteState, TicketHistory
+from app.db.models import EnhancementHistory, EnhancementJob, JobStatus, NoteState, TicketHistory
 from app.log import get_logger
 from app.metrics import ENHANCEMENT_DURATION, ENHANCEMENT_OUTCOMES
 from app.secret_store import SecretUnavailableError
@@ -36,7 +42,6 @@ from app.worker.runtime import Runtime
 log = get_logger(__name__)
 
 RETRY_BASE_SECONDS = 2.0
-LEASE_MARGIN_SECONDS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,9 +128,26 @@ def process_job(rt: Runtime, job_id: uuid.UUID, tenant_id: str) -> Outcome:
         structlog.contextvars.unbind_contextvars("job_id", "tenant_id")
 
 
+def postpone(rt: Runtime, job_id: uuid.UUID, tenant_id: str, seconds: float) -> None:
+    """The job's task was put back unclaimed for `seconds` (its tenant holds its share of the threads):
+    moving `enqueued_at` on keeps the sweeper from taking the waiting job for a lost one and sending a
+    second copy. Best effort: a copy is harmless (`claim`), a failed put-back is not."""
+    try:
+        with rt.db.tenant(tenant_id) as session:
+            session.execute(
+                update(EnhancementJob)
+                .where(EnhancementJob.id == job_id, EnhancementJob.status == JobStatus.QUEUED)
+                .values(enqueued_at=func.now() + timedelta(seconds=seconds))
+                .execution_options(synchronize_session=False)
+            )
+    except OperationalError:
+        log.warning("job_postpone_not_recorded", job_id=str(job_id), tenant_id=tenant_id)
+
+
 def _claim(rt: Runtime, job_id: uuid.UUID, tenant_id: str) -> _Claimed | jobs.GaveUp | None:
-    # The lease outlives the hard time limit, so only a dead worker's job becomes claimable again.
-    lease = timedelta(seconds=rt.settings.task_time_limit_seconds + LEASE_MARGIN_SECONDS)
+    # The lease outlives the hard time limit and so the job deadline: only a dead worker's job becomes
+    # claimable again.
+    lease = timedelta(seconds=rt.settings.job_lease_seconds)
     with rt.db.tenant(tenant_id) as session:
         claimed = jobs.claim(session, job_id, lease, max_attempts=rt.settings.task_max_retries + 1)
         if not isinstance(claimed, jobs.Claimed):
@@ -141,7 +163,8 @@ def _claim(rt: Runtime, job_id: uuid.UUID, tenant_id: str) -> _Claimed | jobs.Ga
 def _attempt(rt: Runtime, job_id: uuid.UUID, tenant_id: str, claimed: _Claimed) -> Outcome:
     snapshot = _Snapshot()
     try:
-        note_id = _enhance_and_post(rt, job_id, tenant_id, claimed, snapshot)
+        with limits.deadline(rt.settings.job_deadline, "job deadline"):
+            note_id = _enhance_and_post(rt, job_id, tenant_id, claimed, snapshot)
     except PermanentError as error:
         return _fail(rt, job_id, tenant_id, str(error), snapshot)
     except (TransientError, SecretUnavailableError, OperationalError) as error:

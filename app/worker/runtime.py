@@ -1,9 +1,10 @@
-"""Process-wide services the worker builds once: database, secrets cache, tenant directory, LLM client."""
+"""Process-wide services the worker builds once: database, secrets cache, tenant directory, LLM client,
+and the per-tenant share of the threads."""
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -15,6 +16,7 @@ from app.prompts import Prompt, load_prompt
 from app.secret_store import SecretStore
 from app.settings import Settings, get_settings
 from app.tenants import ServiceDeskSecret, TenantDirectory, TenantInfo
+from app.worker.fairness import TenantSlots
 
 
 @dataclass
@@ -25,6 +27,7 @@ class Runtime:
     tenants: TenantDirectory
     llm: LLMClient
     prompt: Prompt
+    slots: TenantSlots = field(default_factory=lambda: TenantSlots(1))  # from_settings sizes it
     sdp_transport: httpx.BaseTransport | None = None  # test seam
 
     @classmethod
@@ -42,7 +45,15 @@ class Runtime:
             call_deadline=settings.llm_call_deadline_seconds,
             max_response_bytes=settings.llm_max_response_bytes,
         )
-        return cls(settings, db, store, TenantDirectory(db, store), llm, load_prompt(settings.prompt_version))
+        return cls(
+            settings,
+            db,
+            store,
+            TenantDirectory(db, store),
+            llm,
+            load_prompt(settings.prompt_version),
+            TenantSlots(settings.tenant_concurrency),
+        )
 
     def servicedesk(self, tenant: TenantInfo, secret: ServiceDeskSecret) -> ServiceDeskClient:
         return ServiceDeskClient(
