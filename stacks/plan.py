@@ -82,6 +82,18 @@ class Capture:
     outputs: dict[str, Any]
 
 
+def ensure_event_loop() -> None:
+    """Give this thread an event loop if it has none: Pulumi's synchronous helpers run on the current
+    one, and `asyncio.run()` leaves the thread without one (so a process that used it before, such as
+    a test worker, could not plan afterwards)."""
+    import asyncio
+
+    try:
+        asyncio.get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 def capture_under_mocks(
     mocks: PlanMocks,
     *,
@@ -101,6 +113,7 @@ def capture_under_mocks(
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await  # pyright: ignore[reportPrivateUsage]
 
+    ensure_event_loop()
     monitor = CapturingMonitor(mocks)
     settings.reset_options()  # a fresh root stack per plan, so one process can plan several stacks
     pulumi.runtime.set_mocks(monitor.mocks, project=project, stack=stack, preview=False, monitor=monitor)

@@ -11,13 +11,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-from pulumi.runtime import settings
-from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await  # pyright: ignore[reportPrivateUsage]
 
 from infra.config import PROJECT
-from stacks.mocks import CapturingMonitor, PlanMocks, Registration, unwrap_secrets
-from stacks.plan import capture_program, load_config
+from stacks.mocks import PlanMocks, Registration, unwrap_secrets
+from stacks.plan import capture_program, capture_under_mocks, load_config
 
 
 @dataclass
@@ -48,11 +46,10 @@ class Captured:
 
 def run(program: Callable[[], None], *, stack: str = "staging", region: str = "eu-west-1") -> Captured:
     """Run ``program`` (which declares resources) under mocks and wait for every registration."""
-    monitor = CapturingMonitor(PlanMocks(region))
-    settings.reset_options()
-    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
-    _sync_await(run_pulumi_func(program))
-    return Captured(monitor.registrations)
+    capture = capture_under_mocks(
+        PlanMocks(region), project=PROJECT, stack=stack, config_values={}, program=lambda: program
+    )
+    return Captured(capture.registrations)
 
 
 def run_stack(stack: str) -> Captured:
