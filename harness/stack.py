@@ -22,7 +22,6 @@ from harness.redis_server import RedisServer
 APP_ROLE = "ai_agents_app"
 APP_ROLE_PASSWORD = "app-role-password-for-tests"
 LLM_API_KEY = "test-llm-key-0123456789abcdef"
-TENANT_SECRET_PREFIX = "ai-agents/test/tenants/"
 
 
 @dataclass
@@ -72,7 +71,9 @@ class Stack:
             "LLM_API_KEY": LLM_API_KEY,
             "LLM_MAX_RETRIES": "1",
             "LLM_TIMEOUT_SECONDS": "10",
-            "TENANT_SECRET_PREFIX": TENANT_SECRET_PREFIX,
+            # Its own prefix per stack: moto keeps one state per process, and the fault suite's stack
+            # lives beside the shared one with tenants of the same names.
+            "TENANT_SECRET_PREFIX": f"ai-agents/test-{uuid.uuid4().hex[:8]}/tenants/",
             "SECRETS_CACHE_TTL_SECONDS": "300",
             "SDP_TIMEOUT_SECONDS": "5",
             "SDP_MAX_ATTEMPTS": "2",
@@ -89,6 +90,10 @@ class Stack:
             "WORKER_CONCURRENCY": "4",
         }
         return stack
+
+    @property
+    def secret_prefix(self) -> str:
+        return self.env["TENANT_SECRET_PREFIX"]
 
     # Setup through the real CLI.
 

@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from harness.moto_server import MotoServer
 from harness.processes import run_cli
-from harness.stack import TENANT_SECRET_PREFIX, Stack, TenantFixture
+from harness.stack import Stack, TenantFixture
 
 PUBLIC_URL = "https://sdp.acme.example"
 
@@ -181,7 +181,7 @@ def test_a_webhook_secret_on_the_command_line_is_refused(
         assert value not in result.stdout + result.stderr
     assert not _exists(stack, tenant_id)
     secrets = json.loads(
-        moto.secretsmanager().get_secret_value(SecretId=f"{TENANT_SECRET_PREFIX}webhook/{tenant_a.id}")[
+        moto.secretsmanager().get_secret_value(SecretId=f"{stack.secret_prefix}webhook/{tenant_a.id}")[
             "SecretString"
         ]
     )
@@ -209,10 +209,10 @@ def test_secrets_can_come_from_stdin_with_a_flag_and_are_never_guessed_from_it(
     assert secret not in added.stdout and credential not in added.stdout
     sm = moto.secretsmanager()
     stored = json.loads(
-        sm.get_secret_value(SecretId=f"{TENANT_SECRET_PREFIX}servicedesk/{tenant_id}")["SecretString"]
+        sm.get_secret_value(SecretId=f"{stack.secret_prefix}servicedesk/{tenant_id}")["SecretString"]
     )
     assert stored == {"servicedesk_credential": credential}
     stored = json.loads(
-        sm.get_secret_value(SecretId=f"{TENANT_SECRET_PREFIX}webhook/{tenant_id}")["SecretString"]
+        sm.get_secret_value(SecretId=f"{stack.secret_prefix}webhook/{tenant_id}")["SecretString"]
     )
     assert stored == {"webhook_secrets": [secret]}

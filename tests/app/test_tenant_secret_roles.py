@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from app.signing import sign
 from components.identity import ServiceAccount, permissions
 from harness.moto_server import REGION, MotoServer
-from harness.stack import TENANT_SECRET_PREFIX, Stack
+from harness.stack import Stack
 
 ACCOUNT = "123456789012"  # moto's account
 
@@ -50,14 +50,14 @@ class _AsRole:
         return self._client.get_secret_value(SecretId=SecretId)
 
 
-def _role_policy(account: ServiceAccount) -> dict[str, Any]:
+def _role_policy(account: ServiceAccount, secret_prefix: str) -> dict[str, Any]:
     arn = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:"
     values = {
         "account": ACCOUNT,
         "kms": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/secrets",
         "redis": f"{arn}redis-AbCdEf",
         "llm": f"{arn}llm-AbCdEf",
-        "tenants": f"{arn}{TENANT_SECRET_PREFIX}*",
+        "tenants": f"{arn}{secret_prefix}*",
         "master": f"{arn}master-AbCdEf",
         "resource_id": "db-ABC",
     }
@@ -76,7 +76,7 @@ def as_role(stack: Stack, moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> 
     db = Database(create_app_engine(settings))
 
     def build(account: ServiceAccount) -> tuple[Any, SecretStore, _AsRole]:
-        client = _AsRole(moto.secretsmanager(), _role_policy(account))
+        client = _AsRole(moto.secretsmanager(), _role_policy(account, stack.secret_prefix))
         return db, SecretStore(client, ttl_seconds=300), client
 
     yield build
@@ -93,7 +93,7 @@ def test_the_api_authenticates_under_its_role_and_cannot_read_a_credential(
     tenant = stack.add_tenant(f"tenant-iam-{uuid.uuid4().hex[:6]}")
     db, store, client = as_role("api")
     directory = TenantDirectory(db, store)
-    auth = TenantAuthenticator(directory, store, secret_prefix=TENANT_SECRET_PREFIX, connect_kwargs=dict)
+    auth = TenantAuthenticator(directory, store, secret_prefix=stack.secret_prefix, connect_kwargs=dict)
     message = b'{"ticket_id": "1"}'
     # A loop of its own, not asyncio.run: that leaves the thread without a current loop, which the
     # Pulumi mocks of the infrastructure tests (same pytest process) need.
@@ -105,7 +105,7 @@ def test_the_api_authenticates_under_its_role_and_cannot_read_a_credential(
     finally:
         loop.close()
     assert info.id == tenant.id
-    assert client.read == [f"{TENANT_SECRET_PREFIX}webhook/{tenant.id}"]
+    assert client.read == [f"{stack.secret_prefix}webhook/{tenant.id}"]
     with pytest.raises(SecretUnavailableError):
         directory.servicedesk_credential(info)
 
@@ -122,7 +122,7 @@ def test_the_worker_reads_the_credential_under_its_role_and_cannot_read_webhook_
     info = directory.get(tenant.id)
     assert info is not None
     assert directory.servicedesk_credential(info) == tenant.credential
-    assert client.read == [f"{TENANT_SECRET_PREFIX}servicedesk/{tenant.id}"]
+    assert client.read == [f"{stack.secret_prefix}servicedesk/{tenant.id}"]
     with pytest.raises(SecretUnavailableError):
         directory.webhook_secrets(info)
 

@@ -25,7 +25,7 @@ from app.signing import sign
 from harness.moto_server import MotoServer
 from harness.postgres import PostgresServer
 from harness.processes import WorkerProcess, run_cli
-from harness.stack import TENANT_SECRET_PREFIX, Stack, TenantFixture
+from harness.stack import Stack, TenantFixture
 
 WEBHOOK = "/webhook/servicedesk"
 
@@ -35,7 +35,7 @@ def _old_way_tenant(stack: Stack, moto: MotoServer) -> TenantFixture:
     tenant_id = f"tenant-old-{uuid.uuid4().hex[:6]}"
     secret, credential = f"whsec-{uuid.uuid4().hex}", f"sdp-{uuid.uuid4().hex}"
     stack.servicedesk.add_instance(tenant_id, "authtoken", credential)
-    combined = f"{TENANT_SECRET_PREFIX}{tenant_id}"
+    combined = f"{stack.secret_prefix}{tenant_id}"
     moto.secretsmanager().create_secret(
         Name=combined,
         SecretString=json.dumps({"webhook_secrets": [secret], "servicedesk_credential": credential}),
@@ -86,21 +86,21 @@ def test_a_tenant_created_the_old_way_keeps_working_through_the_split(
     stack: Stack, client: httpx.Client, worker: WorkerProcess, moto: MotoServer
 ) -> None:
     tenant = _old_way_tenant(stack, moto)
-    combined = f"{TENANT_SECRET_PREFIX}{tenant.id}"
+    combined = f"{stack.secret_prefix}{tenant.id}"
     assert _enhanced(stack, client, tenant)["status"] == "succeeded"  # the new code reads the old layout
 
     _split(stack, tenant.id)
-    assert _secret(moto, f"{TENANT_SECRET_PREFIX}webhook/{tenant.id}") == {
+    assert _secret(moto, f"{stack.secret_prefix}webhook/{tenant.id}") == {
         "webhook_secrets": [tenant.webhook_secret]
     }
-    assert _secret(moto, f"{TENANT_SECRET_PREFIX}servicedesk/{tenant.id}") == {
+    assert _secret(moto, f"{stack.secret_prefix}servicedesk/{tenant.id}") == {
         "servicedesk_credential": tenant.credential
     }
     assert _secret(moto, combined)["servicedesk_credential"] == tenant.credential  # kept, for a rollback
     row = _row(stack, tenant.id)
     assert (row["webhook_secret_id"], row["credential_secret_id"], row["secret_id"]) == (
-        f"{TENANT_SECRET_PREFIX}webhook/{tenant.id}",
-        f"{TENANT_SECRET_PREFIX}servicedesk/{tenant.id}",
+        f"{stack.secret_prefix}webhook/{tenant.id}",
+        f"{stack.secret_prefix}servicedesk/{tenant.id}",
         combined,
     )
     assert _enhanced(stack, client, tenant)["status"] == "succeeded"
@@ -124,9 +124,9 @@ def test_split_all_and_rotation_keep_the_combined_secret_in_step_until_it_is_del
     new = f"whsec-new-{uuid.uuid4().hex}"
     rotated = run_cli({**stack.env, "WEBHOOK_SECRET": new}, "tenants", "rotate-secret", tenant.id)
     assert rotated.returncode == 0, rotated.stderr
-    combined = _secret(moto, f"{TENANT_SECRET_PREFIX}{tenant.id}")
+    combined = _secret(moto, f"{stack.secret_prefix}{tenant.id}")
     assert combined["webhook_secrets"] == [new, tenant.webhook_secret]
-    assert _secret(moto, f"{TENANT_SECRET_PREFIX}webhook/{tenant.id}") == {
+    assert _secret(moto, f"{stack.secret_prefix}webhook/{tenant.id}") == {
         "webhook_secrets": [new, tenant.webhook_secret]
     }
     body = stack.payload(f"T{uuid.uuid4().hex[:10]}")
@@ -141,7 +141,7 @@ def test_a_tenant_added_now_has_only_the_split_secrets(stack: Stack, moto: MotoS
     assert _secret(moto, row["webhook_secret_id"]) == {"webhook_secrets": [tenant.webhook_secret]}
     assert _secret(moto, row["credential_secret_id"]) == {"servicedesk_credential": tenant.credential}
     with pytest.raises(ClientError):
-        moto.secretsmanager().describe_secret(SecretId=f"{TENANT_SECRET_PREFIX}{tenant.id}")
+        moto.secretsmanager().describe_secret(SecretId=f"{stack.secret_prefix}{tenant.id}")
 
 
 # Migration 0005 is backward compatible: the previous release's writes still fit, and a downgrade is
