@@ -19,8 +19,9 @@ from app.clients.egress import Resolver, guarded_transport, refusal
 from app.clients.errors import PermanentError, TransientError
 from app.clients.servicedesk import ServiceDeskClient
 from app.db.models import AuthMode
-from app.settings import Settings, SettingsError, load_settings
+from app.settings import SettingsError
 from harness.fake_servicedesk import FakeServiceDesk
+from tests.app.settings_env import LOCAL, load_with
 
 PUBLIC = "93.184.216.34"  # a globally routable address; only ever handed to the recording backend
 
@@ -247,24 +248,9 @@ def test_refusal_allows_public_addresses() -> None:
     assert refusal(ipaddress.ip_address("10.0.0.1"), allow_loopback=True) == "private"
 
 
-LOCAL = {
-    "DATABASE_URL": "postgresql+psycopg://app:local-password-123@127.0.0.1:5432/ai_agents",
-    "REDIS_URL": "redis://127.0.0.1:6379/0",
-    "LLM_API_KEY": "sk-local-0123456789abcdef",
-}
-
-
-def _load(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Settings:
-    for name in list(Settings.model_fields):
-        monkeypatch.delenv(name.upper(), raising=False)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return load_settings()
-
-
 @pytest.mark.parametrize("env", ["local", "test"])
 def test_the_loopback_flag_is_accepted_for_local_runs(monkeypatch: pytest.MonkeyPatch, env: str) -> None:
-    settings = _load(monkeypatch, {**LOCAL, "APP_ENV": env, "SDP_ALLOW_LOOPBACK": "true"})
+    settings = load_with(monkeypatch, {**LOCAL, "APP_ENV": env, "SDP_ALLOW_LOOPBACK": "true"})
     assert settings.sdp_allow_loopback
 
 
@@ -277,5 +263,5 @@ def test_the_loopback_flag_is_refused_when_deployed(monkeypatch: pytest.MonkeyPa
         "SDP_ALLOW_LOOPBACK": "true",
     }
     with pytest.raises(SettingsError, match="SDP_ALLOW_LOOPBACK must be false outside local/test"):
-        _load(monkeypatch, production)
-    assert not _load(monkeypatch, {**production, "SDP_ALLOW_LOOPBACK": "false"}).sdp_allow_loopback
+        load_with(monkeypatch, production)
+    assert not load_with(monkeypatch, {**production, "SDP_ALLOW_LOOPBACK": "false"}).sdp_allow_loopback

@@ -20,12 +20,13 @@ from app.clients.llm import LLMClient
 from app.clients.servicedesk import ServiceDeskClient, Ticket
 from app.db.models import AuthMode
 from app.prompts import load_prompt
-from app.settings import Settings, SettingsError, load_settings
+from app.settings import SettingsError
 from app.worker.fairness import DEFER_MAX_SECONDS, TenantSlots, defer_seconds
 from harness.fake_llm import FakeLLM
 from harness.fake_servicedesk import FakeServiceDesk
 from harness.http_fake import PAD, Fault
 from harness.stack import LLM_API_KEY
+from tests.app.settings_env import LOCAL, load_with
 
 HUGE = 50 * 1024 * 1024
 SLACK = 1.5  # seconds of scheduling noise allowed past a deadline on a busy 2-core machine
@@ -245,38 +246,23 @@ def test_llm_retries_stay_within_the_deadline(llm: Callable[..., LLMClient], fak
 
 # Settings and the tenant share.
 
-LOCAL = {
-    "APP_ENV": "local",
-    "DATABASE_URL": "postgresql+psycopg://app:local-password-123@127.0.0.1:5432/ai_agents",
-    "REDIS_URL": "redis://127.0.0.1:6379/0",
-    "LLM_API_KEY": "sk-local-0123456789abcdef",
-}
-
-
-def _load(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Settings:
-    for name in list(Settings.model_fields):
-        monkeypatch.delenv(name.upper(), raising=False)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return load_settings()
-
 
 def test_the_lease_outlives_the_job_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = _load(monkeypatch, LOCAL)
+    settings = load_with(monkeypatch, LOCAL)
     assert settings.job_deadline == settings.task_soft_time_limit_seconds == 240
     assert settings.job_lease_seconds == settings.task_time_limit_seconds + 5 == 305
     assert settings.job_lease_seconds > settings.job_deadline
-    assert _load(monkeypatch, {**LOCAL, "JOB_DEADLINE_SECONDS": "120"}).job_deadline == 120
+    assert load_with(monkeypatch, {**LOCAL, "JOB_DEADLINE_SECONDS": "120"}).job_deadline == 120
     with pytest.raises(SettingsError, match=r"JOB_DEADLINE_SECONDS .* must be below TASK_TIME_LIMIT_SECONDS"):
-        _load(monkeypatch, {**LOCAL, "JOB_DEADLINE_SECONDS": "300"})
+        load_with(monkeypatch, {**LOCAL, "JOB_DEADLINE_SECONDS": "300"})
 
 
 def test_the_tenant_share_defaults_to_half_the_threads(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert _load(monkeypatch, {**LOCAL, "WORKER_CONCURRENCY": "8"}).tenant_concurrency == 4
-    assert _load(monkeypatch, {**LOCAL, "WORKER_CONCURRENCY": "1"}).tenant_concurrency == 1
-    assert _load(monkeypatch, {**LOCAL, "TENANT_MAX_CONCURRENCY": "3"}).tenant_concurrency == 3
+    assert load_with(monkeypatch, {**LOCAL, "WORKER_CONCURRENCY": "8"}).tenant_concurrency == 4
+    assert load_with(monkeypatch, {**LOCAL, "WORKER_CONCURRENCY": "1"}).tenant_concurrency == 1
+    assert load_with(monkeypatch, {**LOCAL, "TENANT_MAX_CONCURRENCY": "3"}).tenant_concurrency == 3
     many = {**LOCAL, "WORKER_CONCURRENCY": "4", "TENANT_MAX_CONCURRENCY": "64"}
-    assert _load(monkeypatch, many).tenant_concurrency == 4
+    assert load_with(monkeypatch, many).tenant_concurrency == 4
 
 
 def test_tenant_slots_and_put_back_delays() -> None:

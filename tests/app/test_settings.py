@@ -7,15 +7,10 @@ import sys
 
 import pytest
 
-from app.settings import Settings, SettingsError, load_settings
+from app.settings import SettingsError
 from harness.processes import REPO, base_env
+from tests.app.settings_env import LOCAL, load_with
 
-LOCAL = {
-    "APP_ENV": "local",
-    "DATABASE_URL": "postgresql+psycopg://app:local-password-123@127.0.0.1:5432/ai_agents",
-    "REDIS_URL": "redis://127.0.0.1:6379/0",
-    "LLM_API_KEY": "sk-local-0123456789abcdef",
-}
 AWS = {
     "APP_ENV": "production",
     "AWS_REGION": "eu-west-1",
@@ -35,17 +30,9 @@ AWS = {
 }
 
 
-def _load(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Settings:
-    for name in list(Settings.model_fields):
-        monkeypatch.delenv(name.upper(), raising=False)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    return load_settings()
-
-
 def test_local_and_aws_shapes_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert _load(monkeypatch, LOCAL).database_sslmode_effective == "prefer"
-    settings = _load(monkeypatch, AWS)
+    assert load_with(monkeypatch, LOCAL).database_sslmode_effective == "prefer"
+    settings = load_with(monkeypatch, AWS)
     assert settings.database_sslmode_effective == "require"
     assert settings.cors_origins == ["https://admin.example.com", "https://ops.example.com"]
 
@@ -63,14 +50,14 @@ def test_local_and_aws_shapes_are_accepted(monkeypatch: pytest.MonkeyPatch) -> N
 )
 def test_local_refusals(monkeypatch: pytest.MonkeyPatch, overrides: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match="invalid configuration") as error:
-        _load(monkeypatch, {**LOCAL, **overrides})
+        load_with(monkeypatch, {**LOCAL, **overrides})
     assert message in str(error.value)
     assert "\n" not in str(error.value)
 
 
 def test_missing_everything_is_one_message(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(SettingsError) as error:
-        _load(monkeypatch, {})
+        load_with(monkeypatch, {})
     text = str(error.value)
     for name in (
         "DATABASE_URL or DATABASE_HOST",
@@ -97,7 +84,7 @@ def test_production_refusals(
     monkeypatch: pytest.MonkeyPatch, overrides: dict[str, str], message: str
 ) -> None:
     with pytest.raises(SettingsError) as error:
-        _load(monkeypatch, {**AWS, **overrides})
+        load_with(monkeypatch, {**AWS, **overrides})
     assert message in str(error.value)
 
 
