@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import Connection, create_engine
 
 from harness.fake_llm import FakeLLM
 from harness.fake_servicedesk import FakeServiceDesk
@@ -109,6 +110,15 @@ tenant_a = session_fixture(tenant_a_of, "tenant_a")
 tenant_b = session_fixture(tenant_b_of, "tenant_b")
 api = session_fixture(serve_api, "api")
 worker = session_fixture(serve_worker, "worker")
+
+
+@pytest.fixture
+def app_conn(stack: Stack) -> Iterator[Connection]:
+    """A connection as the service's own database role: row-level security applies to it."""
+    engine = create_engine(stack.env["DATABASE_URL"])
+    with engine.connect() as conn:
+        yield conn
+    engine.dispose()
 
 
 @pytest.fixture

@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
 from harness.stack import Stack
-
-
-@pytest.fixture
-def app_conn(stack: Stack) -> Iterator[Connection]:
-    engine = create_engine(stack.env["DATABASE_URL"])
-    with engine.connect() as conn:
-        yield conn
-    engine.dispose()
 
 
 def _seed_job(stack: Stack, tenant_id: str) -> str:

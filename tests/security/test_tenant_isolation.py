@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
 from app.signing import sign
@@ -46,14 +46,6 @@ def finished_jobs(
 def client_module(api: object) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=api.url, timeout=15) as http:  # type: ignore[attr-defined]
         yield http
-
-
-@pytest.fixture
-def app_conn(stack: Stack) -> Iterator[Connection]:
-    engine = create_engine(stack.env["DATABASE_URL"])
-    with engine.connect() as conn:
-        yield conn
-    engine.dispose()
 
 
 def _as(conn: Connection, tenant_id: str) -> None:
