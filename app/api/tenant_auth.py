@@ -103,6 +103,9 @@ class TenantAuthenticator:
         # so its answer is used once but not cached.
         self._forgotten = 0
         self._lookups = TokenBucket(LOOKUPS_PER_SECOND, LOOKUP_BURST)
+        # Ids this process has found as enabled tenants: their look-ups skip the bucket, so a flood of
+        # made-up ids never turns a real tenant's cache refresh into a 503.
+        self._known: set[str] = set()
         self.listener = TenantChangeListener(connect_kwargs, forget=self.forget, forget_all=self.forget_all)
 
     async def authenticate(self, tenant_id: str | None, signature: str | None, signed: bytes) -> TenantInfo:
@@ -147,13 +150,15 @@ class TenantAuthenticator:
         entry = self._rows.get(tenant_id)
         if entry is not None and now - entry[1] < self._trusted_age(ROW_TTL_SECONDS):
             return entry[0]
-        if not self._lookups.take():
+        if tenant_id not in self._known and not self._lookups.take():
             TENANT_LOOKUPS.labels("refused").inc()
             raise LookupsExhausted
         forgotten = self._forgotten
         # A miss reads the row with the synchronous engine, off the event loop.
         row = await run_in_threadpool(self._directory.get, tenant_id)
         tenant = row if row is not None and row.enabled else None
+        if tenant is not None and len(self._known) < MAX_ENTRIES:
+            self._known.add(tenant_id)
         TENANT_LOOKUPS.labels("unknown" if tenant is None else "found").inc()
         if forgotten == self._forgotten:
             self._rows.pop(tenant_id, None)

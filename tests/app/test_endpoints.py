@@ -114,4 +114,7 @@ def test_job_status_requires_the_owning_tenant(
     assert client.get(path, headers=forged).status_code == 401
     other = _job_path(str(uuid.uuid4()))
     assert client.get(other, headers=Stack.job_headers(tenant_a, other)).status_code == 404
-    assert client.get("/api/v1/jobs/not-a-uuid").status_code == 422
+    # Authentication comes first: a malformed id is a 422 only for its tenant, unauthenticated a 401.
+    assert client.get("/api/v1/jobs/not-a-uuid").status_code == 401
+    malformed = "/api/v1/jobs/not-a-uuid"
+    assert client.get(malformed, headers=Stack.job_headers(tenant_a, malformed)).status_code == 422

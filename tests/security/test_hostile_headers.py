@@ -10,11 +10,14 @@ from __future__ import annotations
 import socket
 import time
 import uuid
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
+from harness.fixtures import serve_api
+from harness.processes import ApiProcess
 from harness.stack import Stack, TenantFixture
 
 LONG = "9" * 5_000
@@ -29,6 +32,13 @@ TEXT_CASES: dict[str, bytes] = {
     "nul-like": b"\\x00",
     "sql": b"' OR 1=1 --",
 }
+
+
+@pytest.fixture(scope="module")
+def api(stack: Stack) -> Iterator[ApiProcess]:
+    """An API process of this module's own: the made-up tenant ids it is sent fill no other test's
+    caches and spend no other test's look-up budget (app/api/tenant_auth.py)."""
+    yield from serve_api(stack)
 
 
 def _job_path(stack: Stack, client: httpx.Client, tenant: TenantFixture) -> str:

@@ -7,13 +7,16 @@ generated body serialized, then signed), so generation reaches past the 401 into
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import httpx
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.core import NotSet
 from schemathesis.core.result import Ok
 
+from harness.fixtures import serve_api
 from harness.processes import ApiProcess
 from harness.stack import Stack, TenantFixture
 
@@ -34,6 +37,13 @@ def _check(case: schemathesis.Case, api: ApiProcess, stack: Stack, tenant_a: Ten
         )
         assert signed.status_code in {200, 202, 413, 422}, (body[:200], signed.status_code, signed.text[:300])
         assert "detail" in signed.json() or "job_id" in signed.json()
+
+
+@pytest.fixture(scope="module")
+def api(stack: Stack) -> Iterator[ApiProcess]:
+    """An API process of this module's own: the made-up tenant ids it is sent fill no other test's
+    caches and spend no other test's look-up budget (app/api/tenant_auth.py)."""
+    yield from serve_api(stack)
 
 
 def test_api_conforms_and_never_5xx(api: ApiProcess, stack: Stack, tenant_a: TenantFixture) -> None:
