@@ -26,9 +26,14 @@ class MotoServer:
         self._server.stop()
 
     def secretsmanager(self) -> Any:
+        return self.client("secretsmanager")
+
+    def client(self, service: str, region: str = REGION) -> Any:
+        """A boto3 client of this server. moto keeps one state per process, shared by every server in
+        it; never `mock_aws()` beside them: leaving it resets that state (every tenant secret included)."""
         return boto3.client(
-            "secretsmanager",
-            region_name=REGION,
+            service,
+            region_name=region,
             endpoint_url=self.url,
             aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],

@@ -8,7 +8,6 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from typer.testing import CliRunner
 from bootstrap import policies
 from bootstrap.config import BootstrapConfigError, parse
 from bootstrap.environments import environment_rules
+from harness.moto_server import MotoServer
 from infra.config import REPO_ROOT
 from stacks.bootstrap_plan import BootstrapPlan, run
 from stacks.cli import app
@@ -442,18 +442,10 @@ def test_runbook_gh_api_calls_create_exactly_the_environment_rules() -> None:
 # --- moto: the documents as AWS's APIs take them -------------------------------------------------------------
 
 
-@pytest.fixture
-def aws() -> Iterator[None]:
-    from moto import mock_aws
-
-    with mock_aws():
-        yield
-
-
-def test_iam_kms_and_s3_accept_the_documents(plan: BootstrapPlan, aws: None) -> None:
-    import boto3
-
-    iam, kms, s3 = (boto3.client(s, region_name="eu-west-1") for s in ("iam", "kms", "s3"))
+def test_iam_kms_and_s3_accept_the_documents(plan: BootstrapPlan, moto: MotoServer) -> None:
+    # The suite's moto server, not mock_aws(): leaving mock_aws() resets moto's state for the whole
+    # process, the tenant secrets of the shared test stack included.
+    iam, kms, s3 = (moto.client(s, region="eu-west-1") for s in ("iam", "kms", "s3"))
     iam.create_open_id_connect_provider(Url=policies.GITHUB_OIDC_URL, ClientIDList=[policies.AUDIENCE])
     for name, props in resources(plan, "aws:iam/role:Role").items():
         iam.create_role(RoleName=name, AssumeRolePolicyDocument=props["assumeRolePolicy"])
