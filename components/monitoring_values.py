@@ -24,6 +24,19 @@ ALERTMANAGER_SERVICE_ACCOUNT = "alertmanager"
 NODE_EXPORTER_NAMESPACE = "kube-system"
 # Grafana's sidecar loads every ConfigMap with this label as a dashboard.
 DASHBOARD_LABEL = ("grafana_dashboard", "1")
+# The chart scrapes these by default, but EKS runs the controller manager, scheduler and etcd in the
+# managed control plane (no endpoint in the cluster) and kube-proxy serves metrics on the node's
+# loopback only: their targets stay down and KubeControllerManagerDown, KubeSchedulerDown and
+# KubeProxyDown page forever. Value names as in the chart's values.yaml (kube-prometheus-stack 79.x).
+UNSCRAPABLE_ON_EKS = ("kubeControllerManager", "kubeScheduler", "kubeEtcd", "kubeProxy")
+# The chart's rule groups about those components (defaultRules.rules.*), off with them.
+UNSCRAPABLE_RULE_GROUPS = (
+    "etcd",
+    "kubeControllerManager",
+    "kubeSchedulerAlerting",
+    "kubeSchedulerRecording",
+    "kubeProxy",
+)
 SCRAPE_INTERVAL = "30s"
 
 
@@ -90,7 +103,8 @@ def chart_values(
     return {
         "fullnameOverride": FULLNAME,
         "crds": {"enabled": True},
-        "defaultRules": {"create": True},
+        "defaultRules": {"create": True, "rules": dict.fromkeys(UNSCRAPABLE_RULE_GROUPS, False)},
+        **{component: {"enabled": False} for component in UNSCRAPABLE_ON_EKS},
         "prometheus-node-exporter": {"namespaceOverride": NODE_EXPORTER_NAMESPACE},
         "prometheus": {
             "prometheusSpec": {

@@ -258,3 +258,23 @@ def test_every_object_is_parented_and_on_the_cluster_provider(stack: tuple[Stack
             assert "::k8s::" in child.provider, f"{child.name} is not applied with the cluster provider"
             inputs = captured.inputs(child.type, child.name)
             assert inputs.get("metadata", {}).get("name") or child.type == RELEASE, child.name
+
+
+def test_control_plane_components_eks_hides_are_not_scraped(stack: tuple[StackConfig, Captured]) -> None:
+    """EKS runs the controller manager, scheduler and etcd out of reach, and kube-proxy serves its metrics
+    on the node's loopback: scraping them only yields `…Down` alerts that page forever."""
+    _, captured = stack
+    values = chart(captured)["values"]
+    for component in ("kubeControllerManager", "kubeScheduler", "kubeEtcd", "kubeProxy"):
+        assert values[component]["enabled"] is False, component
+    rules = values["defaultRules"]["rules"]
+    for group in (
+        "etcd",
+        "kubeControllerManager",
+        "kubeSchedulerAlerting",
+        "kubeSchedulerRecording",
+        "kubeProxy",
+    ):
+        assert rules[group] is False, group
+    # The API server is managed but reachable: it stays scraped.
+    assert values.get("kubeApiServer", {}).get("enabled", True) is True
