@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_random as random
 
 from components.database_settings import DatabaseSettings
 from components.firewall import security_group_admitting_only
@@ -59,7 +60,7 @@ PARAMETERS: tuple[DbParameter, ...] = (
 
 
 def parameter_group_family(engine_version: str) -> str:
-    """``postgres17`` for ``17.6``: RDS families are per major version."""
+    """``postgres17`` for ``17`` (or ``17.6``): RDS families are per major version."""
     return f"postgres{engine_version.partition('.')[0]}"
 
 
@@ -158,7 +159,7 @@ class Database(pulumi.ComponentResource):
             # A protected database refuses deletion, leaves a final snapshot and keeps its backups.
             deletion_protection=settings.deletion_protection,
             skip_final_snapshot=not settings.deletion_protection,
-            final_snapshot_identifier=f"{name}-final" if settings.deletion_protection else None,
+            final_snapshot_identifier=self._final_snapshot_name() if settings.deletion_protection else None,
             delete_automated_backups=not settings.deletion_protection,
             # Patching happens in the window, never as a side effect of `pulumi up`.
             maintenance_window=settings.maintenance_window,
@@ -199,6 +200,12 @@ class Database(pulumi.ComponentResource):
                 "database_name": self.database_name,
             }
         )
+
+    def _final_snapshot_name(self) -> pulumi.Output[str]:
+        """``<name>-final-<8 hex>``: the suffix is drawn once per life of the stack, so a stack destroyed
+        and created again does not collide with the snapshot its previous life left behind."""
+        suffix = random.RandomId(f"{self._name}-final-snapshot", byte_length=4, opts=self._child)
+        return suffix.hex.apply(lambda h: f"{self._name}-final-{h}")
 
     def _log_groups(self, identifier: str, kms_key_arn: pulumi.Input[str]) -> list[pulumi.Resource]:
         """The groups RDS exports each log type to, under the name RDS uses for them."""

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from components.settings import RuleViolation, Section
 
 
 class DatabaseSettings(Section):
-    engine_version: str = Field(default="17.6", pattern=r"^17(\.\d+)?$")
-    """PostgreSQL 17 minor version."""
+    engine_version: str = "17"
+    """PostgreSQL major version (`17`); RDS applies minor versions itself in the maintenance window."""
     instance_class: str = Field(default="db.r6g.large", pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")
     """RDS instance class."""
     allocated_storage_gib: int = Field(default=50, ge=20, le=65536)
@@ -36,6 +36,16 @@ class DatabaseSettings(Section):
     """Enhanced Monitoring granularity."""
     database_name: str = Field(default="ai_agents", pattern=r"^[a-z][a-z0-9_]{0,62}$")
     """Name of the application database."""
+
+    @field_validator("engine_version")
+    @classmethod
+    def _major_only(cls, value: str) -> str:
+        # RDS upgrades minors itself (autoMinorVersionUpgrade); a pinned minor then reads as a downgrade
+        # the next `up` asks for and RDS refuses. Under a major-only version the AWS provider ignores the
+        # running minor (engine_version_actual): terraform-provider-aws#39579.
+        if value != "17":
+            raise ValueError(f"a major version only: 17 (got {value!r}; RDS upgrades minors itself)")
+        return value
 
     @model_validator(mode="after")
     def _storage_can_grow(self) -> DatabaseSettings:

@@ -257,6 +257,11 @@ def _random_password(c: _Ctx) -> tuple[str, Props]:
     return "none", {"result": ("mock" + _hex(c.name, 64))[:length], "bcryptHash": "$2a$10$mock"}
 
 
+def _random_id(c: _Ctx) -> tuple[str, Props]:
+    raw = _hex(c.name, 2 * int(c.inputs.get("byteLength") or 8))
+    return raw, {"hex": raw, "dec": str(int(raw, 16))}
+
+
 def _docker_image(c: _Ctx) -> tuple[str, Props]:
     tags = [str(t) for t in cast(list[Any], c.inputs.get("tags") or [])]
     digest = "sha256:" + hashlib.sha256(c.name.encode() + json.dumps(tags).encode()).hexdigest()
@@ -300,6 +305,7 @@ SHAPERS: dict[str, Shaper] = {
     "eks:index:ManagedNodeGroup": _managed_node_group,
     "kubernetes:helm.sh/v3:Release": _helm_release,
     "random:index/randomPassword:RandomPassword": _random_password,
+    "random:index/randomId:RandomId": _random_id,
     "docker-build:index:Image": _docker_image,
 }
 

@@ -138,7 +138,7 @@ FIELD_RULES = [
         "database.engineVersion",
         "16.4",
         "database.engineVersion",
-        "String should match pattern '^17(\\.\\d+)?$'",
+        "a major version only: 17 (got '16.4'; RDS upgrades minors itself)",
     ),
     ("cache.replicas", 0, "cache.replicas", "Input should be greater than or equal to 1"),
     ("app.version", "latest", "app.version", "'latest' is not a release; use a version such as 1.4.2"),

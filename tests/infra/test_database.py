@@ -109,7 +109,8 @@ def test_production_is_multi_az_protected_and_leaves_a_final_snapshot() -> None:
     assert instance["multiAz"] is True
     assert instance["deletionProtection"] is True
     assert instance["skipFinalSnapshot"] is False
-    assert instance["finalSnapshotIdentifier"] == "db-final"
+    # The final snapshot's name carries a suffix drawn once per stack life (see the test below).
+    assert str(instance["finalSnapshotIdentifier"]).startswith("db-final-")
     assert instance["deleteAutomatedBackups"] is False
     assert captured.one(INSTANCE).protect is True
 
@@ -264,3 +265,29 @@ def test_checks_catch_tls_off_and_a_widened_security_group() -> None:
         assert_only_reachable_from(
             captured, captured.inputs(INSTANCE)["vpcSecurityGroupIds"], source=CLUSTER_SG, port=5432
         )
+
+
+def test_engine_version_is_major_only_so_minor_upgrades_are_not_drift(
+    stack_db: tuple[DatabaseSettings, Captured, dict[str, Any]],
+) -> None:
+    """RDS moves the instance to the next minor itself (autoMinorVersionUpgrade); a pinned minor would then
+    be a downgrade the next `up` asks for and RDS refuses. The provider ignores a minor under a major-only
+    version (it reports the running one as engineVersionActual)."""
+    _, captured, _ = stack_db
+    instance = captured.inputs(INSTANCE)
+    assert instance["autoMinorVersionUpgrade"] is True
+    assert "." not in instance["engineVersion"], instance["engineVersion"]
+    assert instance["allowMajorVersionUpgrade"] is False
+    with pytest.raises(ValueError, match="major version only"):
+        DatabaseSettings(engine_version="17.6")
+
+
+def test_final_snapshot_name_survives_a_recreated_stack() -> None:
+    """A fixed final-snapshot name collides with the snapshot the previous life of the stack left; the
+    suffix is drawn once (a random id without keepers) and stays for the life of the instance."""
+    captured, _ = _plan(load_stack_file("production").database, "production")
+    suffix = captured.one("random:index/randomId:RandomId")
+    assert suffix.inputs.get("keepers") is None
+    assert suffix.parent == captured.one(COMPONENT).urn
+    name = captured.inputs(INSTANCE)["finalSnapshotIdentifier"]
+    assert name == f"db-final-{suffix.outputs['hex']}"
