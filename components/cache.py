@@ -118,7 +118,11 @@ class Cache(pulumi.ComponentResource):
             snapshot_retention_limit=settings.snapshot_retention_days,
             snapshot_window=settings.snapshot_window,
             maintenance_window=settings.maintenance_window,
-            auto_minor_version_upgrade=True,
+            # Minors move only through engineVersion. ElastiCache needs major.minor from 7 on (no
+            # major-only version to float under), and an automatic minor upgrade past the configured one
+            # makes the provider read the config as a downgrade, which it plans as a replacement of the
+            # group. Patch releases within the minor still arrive as service updates in the window.
+            auto_minor_version_upgrade=False,
             apply_immediately=False,
             log_delivery_configurations=[
                 self._log_delivery(log_type, args.logs_kms_key_arn) for log_type in LOG_TYPES

@@ -13,7 +13,7 @@ class CacheSettings(Section):
     engine: Literal["redis", "valkey"] = "valkey"
     """`valkey` or `redis` (both speak the Redis protocol Celery uses)."""
     engine_version: str = Field(default="8.0", pattern=r"^\d+\.\d+$")
-    """Engine major.minor version."""
+    """Engine major.minor version; minor upgrades happen by raising it (never automatically)."""
     node_type: str = Field(default="cache.r7g.large", pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
     """ElastiCache node type."""
     replicas: int = Field(default=1, ge=1, le=5)

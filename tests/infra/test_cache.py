@@ -97,7 +97,6 @@ def test_engine_size_snapshots_and_windows_follow_config(stack_cache: tuple[Cach
     assert group["snapshotRetentionLimit"] == settings.snapshot_retention_days
     assert group["snapshotWindow"] == settings.snapshot_window
     assert group["maintenanceWindow"] == settings.maintenance_window
-    assert group["autoMinorVersionUpgrade"] is True
     assert group["applyImmediately"] is False
 
 
@@ -192,3 +191,15 @@ def test_checks_catch_an_evicting_broker_and_an_open_port() -> None:
         assert_only_reachable_from(
             captured, captured.inputs(GROUP)["securityGroupIds"], source=CLUSTER_SG, port=6379
         )
+
+
+def test_engine_minors_move_only_through_config(stack_cache: tuple[CacheSettings, Captured]) -> None:
+    """ElastiCache takes a major.minor version (7 and newer refuse a major alone) and its automatic minor
+    upgrades move the group past it; the provider then reads the configured version as a downgrade and
+    replaces the group (the broker and its queued tasks). So minors come from the stack file, reviewed in
+    the diff; patch releases within the minor still arrive as service updates."""
+    settings, captured = stack_cache
+    group = captured.inputs(GROUP)
+    assert group["autoMinorVersionUpgrade"] is False
+    assert group["engineVersion"] == settings.engine_version
+    assert settings.engine_version.count(".") == 1
