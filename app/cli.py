@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from app.db.engine import Database, create_owner_engine
-from app.db.migrate import migrate
+from app.db.migrate import SchemaAheadError, migrate
 from app.db.models import AuthMode
 from app.log import configure_logging
 from app.secret_store import SecretStore, SecretUnavailableError
@@ -140,10 +140,10 @@ def migrate_command() -> None:
     """Upgrade the schema to head (under an advisory lock) and ensure the app role and its grants."""
     settings = _settings()
     try:
-        revision = migrate(settings, SecretStore.from_settings(settings))
-    except (SettingsError, SecretUnavailableError) as error:
+        result = migrate(settings, SecretStore.from_settings(settings))
+    except (SettingsError, SecretUnavailableError, SchemaAheadError) as error:
         raise _fail(str(error)) from None
-    out.print(f"schema at revision {revision}")
+    out.print(result.message)
 
 
 @tenants_cli.command("add")

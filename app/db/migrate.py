@@ -7,35 +7,24 @@ second runner wait, then find the schema already at head.
 
 from __future__ import annotations
 
-from pathlib import Path
+import logging
+from dataclasses import dataclass
 
 import psycopg
 from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from psycopg import sql
 from sqlalchemy import Connection, make_url, text
 
+from app.db.compat import REVISIONS_TABLE, Verdict, alembic_config, assess, current_revision, head_revision
 from app.db.engine import create_owner_engine
 from app.secret_store import SecretStore
 from app.settings import Settings, SettingsError
 
 # Any constant works; it only has to be the same for every runner of this schema.
 MIGRATION_LOCK_KEY = 0x61692D6167656E74  # "ai-agent"
-ALEMBIC_INI = Path(__file__).with_name("alembic.ini")
 
-
-def alembic_config() -> Config:
-    return Config(str(ALEMBIC_INI))
-
-
-def head_revision() -> str | None:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
-
-
-def current_revision(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+__all__ = ["alembic_config", "current_revision", "head_revision", "migrate"]
+log = logging.getLogger(__name__)
 
 
 def app_role(settings: Settings) -> tuple[str, str | None]:
@@ -78,7 +67,9 @@ def ensure_app_role(connection: Connection, role: str, password: str | None) -> 
     grants = [
         sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), ident),
         sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(ident),
-        sql.SQL("GRANT SELECT ON tenants, alembic_version TO {}").format(ident),
+        sql.SQL("GRANT SELECT ON tenants, alembic_version, {} TO {}").format(
+            sql.Identifier(REVISIONS_TABLE), ident
+        ),
         sql.SQL("GRANT SELECT, INSERT, UPDATE ON enhancement_jobs TO {}").format(ident),
         sql.SQL("GRANT SELECT, INSERT ON enhancement_history, ticket_history TO {}").format(ident),
         sql.SQL("GRANT UPDATE (note_id) ON enhancement_history TO {}").format(ident),
@@ -116,8 +107,42 @@ def deny_temporary_objects(connection: Connection, role: str) -> None:
         )
 
 
-def migrate(settings: Settings, store: SecretStore | None) -> str | None:
-    """Upgrade to head and ensure the app role; safe to run concurrently. Returns the head revision."""
+class SchemaAheadError(Exception):
+    """The database is at a revision this release's code cannot run against; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class MigrateResult:
+    revision: str | None
+    changed: bool
+    message: str
+
+
+def refuse_or_skip(verdict: Verdict) -> MigrateResult | None:
+    """A database newer than this release's head: skip when compatible, refuse otherwise. None means
+    migrate as usual (at head, behind, or empty)."""
+    if verdict.status == "ahead_compatible":
+        return MigrateResult(
+            verdict.database,
+            changed=False,
+            message=f"{verdict.detail}: nothing to migrate, database left unchanged",
+        )
+    if verdict.newer:
+        raise SchemaAheadError(
+            f"{verdict.detail}. This release (head {verdict.code}) cannot run against it; nothing was "
+            f"changed. Way out: deploy a release whose migrations include {verdict.database} (roll "
+            f"forward), or restore the database to a point before it left {verdict.code} "
+            "(docs/runbook.md, Rollback)."
+        )
+    return None
+
+
+def migrate(settings: Settings, store: SecretStore | None) -> MigrateResult:
+    """Upgrade to head and ensure the app role; safe to run concurrently.
+
+    A database already past this release's head (a rollback) is left as it is when every revision
+    beyond the head is compatible with this code, and refused before any change when one is not.
+    """
     role, password = app_role(settings)
     engine = create_owner_engine(settings, store)
     try:
@@ -126,13 +151,22 @@ def migrate(settings: Settings, store: SecretStore | None) -> str | None:
             connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             connection.commit()
             try:
+                before = assess(connection)
+                connection.rollback()
+                skipped = refuse_or_skip(before)
+                if skipped is not None:
+                    log.info(skipped.message)
+                    return skipped
                 config = alembic_config()
                 config.attributes["connection"] = connection
                 command.upgrade(config, "head")
                 connection.commit()
                 ensure_app_role(connection, role, password)
                 connection.commit()
-                return current_revision(connection)
+                revision = current_revision(connection)
+                changed = revision != before.database
+                verb = f"upgraded from {before.database}" if changed else "already there"
+                return MigrateResult(revision, changed, f"schema at revision {revision} ({verb})")
             finally:
                 connection.rollback()
                 connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})

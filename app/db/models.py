@@ -165,4 +165,16 @@ class TicketHistory(Base):
     fetched_at: Mapped[datetime] = _created()
 
 
+class SchemaRevision(Base):
+    """Each revision applied to this database and whether the previous release's code runs against it
+    (written by the migrations themselves; app/db/compat.py reads it)."""
+
+    __tablename__ = "schema_revisions"
+
+    revision: Mapped[str] = mapped_column(String(32), primary_key=True)
+    down_revision: Mapped[str | None] = mapped_column(String(32))
+    compatible_with_previous: Mapped[bool] = mapped_column()
+    applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
 TENANT_TABLES = ("tenants", "enhancement_jobs", "enhancement_history", "ticket_history")

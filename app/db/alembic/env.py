@@ -3,17 +3,57 @@ lock; running `alembic` directly falls back to the owner URL from the settings (
 
 from __future__ import annotations
 
-from alembic import context
-from sqlalchemy import Connection
+from typing import Any
 
+from alembic import context
+from alembic.runtime.migration import MigrationContext, MigrationInfo
+from sqlalchemy import Connection, text
+
+from app.db.compat import REVISIONS_TABLE
 from app.db.models import Base
 
 config = context.config
 target_metadata = Base.metadata
 
 
+def record_revision(ctx: MigrationContext, step: MigrationInfo, heads: Any, run_args: Any) -> None:
+    """Keep `schema_revisions` in step: the revision just applied (with its compatibility flag), or
+    its row removed when it was downgraded. Before the table exists there is nothing to keep."""
+    connection = ctx.connection
+    if connection is None or step.is_stamp or step.up_revision_id is None:
+        return
+    if connection.execute(text("SELECT to_regclass(:t)"), {"t": REVISIONS_TABLE}).scalar() is None:
+        return
+    if not step.is_upgrade:
+        connection.execute(
+            text("DELETE FROM schema_revisions WHERE revision = :r"), {"r": step.up_revision_id}
+        )
+        return
+    script = step.up_revision
+    module = getattr(script, "module", None)
+    compatible = getattr(module, "compatible_with_previous", None)
+    if not isinstance(compatible, bool):
+        raise RuntimeError(
+            f"migration {step.up_revision_id} must set compatible_with_previous to True or False"
+        )
+    connection.execute(
+        text(
+            "INSERT INTO schema_revisions (revision, down_revision, compatible_with_previous)"
+            " VALUES (:r, :d, :c) ON CONFLICT (revision) DO UPDATE"
+            " SET down_revision = EXCLUDED.down_revision,"
+            " compatible_with_previous = EXCLUDED.compatible_with_previous"
+        ),
+        {"r": step.up_revision_id, "d": next(iter(step.down_revision_ids), None), "c": compatible},
+    )
+
+
 def _run(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        compare_type=True,
+        on_version_apply=record_revision,
+    )
     with context.begin_transaction():
         context.run_migrations()
 

@@ -16,6 +16,8 @@ revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+# Expand step (the first revision: there is no previous release's code).
+compatible_with_previous: bool = True
 
 TENANT_TABLES = ("tenants", "enhancement_jobs", "enhancement_history", "ticket_history")
 

@@ -17,6 +17,8 @@ revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+# Expand step (a new unique index; the previous code already treats a duplicate as a replay).
+compatible_with_previous: bool = True
 
 
 def upgrade() -> None:

@@ -21,6 +21,8 @@ revision: str = "0003"
 down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+# Expand step (a new function; the previous code does not call it).
+compatible_with_previous: bool = True
 
 SIGNATURE = "app_accept_delivery(varchar, varchar, varchar, varchar)"
 

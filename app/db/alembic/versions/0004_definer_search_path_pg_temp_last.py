@@ -24,6 +24,8 @@ revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+# Expand step (same function signatures, only their search_path changes).
+compatible_with_previous: bool = True
 
 CLAIM_STALE_JOBS = """
     CREATE OR REPLACE FUNCTION public.app_claim_stale_jobs(stale_after_seconds integer, max_jobs integer)

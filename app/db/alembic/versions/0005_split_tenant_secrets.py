@@ -25,6 +25,8 @@ revision: str = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+# Expand step (nullable new columns and a relaxed NOT NULL; the previous code still reads secret_id).
+compatible_with_previous: bool = True
 
 # Every tenant has somewhere to read its secrets from: the combined secret, or both split ones.
 SECRETS_CHECK = (
