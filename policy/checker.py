@@ -23,6 +23,7 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
+from policy.core import metadata
 from policy.pack import PACK_NAME, POLICIES, enforcement_level
 from policy.settings import load_settings, stack_context
 
@@ -37,11 +38,15 @@ class Violation:
     enforcement_level: str
     urn: str | None
     message: str
+    severity: str = ""
+    controls: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
             "policy": self.policy,
             "enforcementLevel": self.enforcement_level,
+            "severity": self.severity,
+            "controls": list(self.controls),
             "urn": self.urn,
             "message": self.message,
         }
@@ -149,9 +154,13 @@ def stack_args(entries: Sequence[_Entry]) -> StackValidationArgs:
 
 
 def _run(policy: Policy, level: str, entries: Sequence[_Entry], report: PolicyReport) -> None:
+    meta = metadata(policy.name)
+
     def reporter(default_urn: str | None) -> Any:
         def report_violation(message: str, urn: str | None = None) -> None:
-            report.violations.append(Violation(policy.name, level, urn or default_urn, message))
+            report.violations.append(
+                Violation(policy.name, level, urn or default_urn, message, meta.severity, meta.controls)
+            )
 
         return report_violation
 

@@ -1,4 +1,5 @@
-"""``python -m policy check PLAN.json [--stack NAME] [--json]``: the pack over an offline plan.
+"""``python -m policy check PLAN.json [--stack NAME] [--format table|json|sarif] [--output FILE]``: the
+pack over an offline plan; ``python -m policy docs [--check]``: the generated part of docs/policy.md.
 
 Exit codes: 0 no mandatory violation, 1 mandatory violations, 2 bad usage or an unreadable plan or
 policy config (one line on stderr, no traceback).
@@ -34,7 +35,16 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="check a plan.json (build/plan/<stack>/plan.json)")
     check.add_argument("plan", type=Path, help="the plan file")
     check.add_argument("--stack", help="evaluate as this stack (default: the plan's 'stack')")
-    check.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
+    check.add_argument(
+        "--format",
+        choices=("table", "json", "sarif"),
+        default="table",
+        help="table (default), json (with each finding's file and line) or sarif (SARIF 2.1.0)",
+    )
+    check.add_argument("--json", action="store_true", help="same as --format json")
+    check.add_argument("--output", "-o", type=Path, help="write json/sarif here instead of stdout")
+    docs = commands.add_parser("docs", help="write the generated policy table of docs/policy.md")
+    docs.add_argument("--check", action="store_true", help="exit 1 if docs/policy.md is out of date")
     return parser
 
 
@@ -68,8 +78,36 @@ def render(report: PolicyReport, console: Console) -> None:
     console.print(f"{report.policy_pack}: {report.policies} policies, {verdict}", highlight=False)
 
 
+def _docs(check: bool) -> int:
+    from policy.docs import DOC_PATH, render
+
+    current = DOC_PATH.read_text(encoding="utf-8")
+    try:
+        text = render(current)
+    except ValueError as exc:
+        print(f"python -m policy docs: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if check:
+        if text != current:
+            print(f"{DOC_PATH.name} is out of date: run python -m policy docs", file=sys.stderr)
+            return EXIT_VIOLATIONS
+        return EXIT_OK
+    DOC_PATH.write_text(text, encoding="utf-8")
+    return EXIT_OK
+
+
+def _emit(document: dict[str, Any], output: Path | None) -> None:
+    text = json.dumps(document, indent=2) + "\n"
+    if output:
+        output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "docs":
+        return _docs(args.check)
     try:
         plan = load_plan(args.plan)
         report = check_plan(plan, stack=args.stack)
@@ -80,8 +118,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PolicyConfigError as exc:
         print(f"python -m policy check: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if args.json:
-        print(json.dumps(report.to_json(), indent=2))
+    output_format = "json" if args.json else args.format
+    if output_format == "json":
+        from policy.sarif import located_json
+
+        _emit(located_json(report), args.output)
+    elif output_format == "sarif":
+        from policy.sarif import to_sarif
+
+        _emit(to_sarif(report), args.output)
     else:
         render(report, Console(width=200, soft_wrap=False))
     return EXIT_OK if report.passed else EXIT_VIOLATIONS

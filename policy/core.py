@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -53,6 +53,79 @@ class StackResource:
     dependencies: tuple[str, ...]
 
 
+# --- severity and the controls a policy implements ------------------------------------------------
+
+Severity = Literal["critical", "high", "medium", "low"]
+#: Most to least severe (SARIF levels, docs order and the per-stack ``severityLevels`` knob use it).
+SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low")
+
+#: The frameworks a control id may name, with the version the ids were mapped against.
+FRAMEWORKS: dict[str, str] = {
+    "CIS-AWS": "CIS Amazon Web Services Foundations Benchmark v3.0.0",
+    "CIS-EKS": "CIS Amazon EKS Benchmark v1.5.0",
+    "PCI-DSS": "PCI DSS v4.0",
+    "SOC2": "SOC 2 Trust Services Criteria (2017, revised points of focus 2022)",
+}
+
+
+@dataclass(frozen=True)
+class PolicyMetadata:
+    """What the pack says about a policy beyond CrossGuard's fields."""
+
+    severity: Severity
+    #: Control ids as ``"<FRAMEWORK> <id>"`` (``"CIS-AWS 2.3.3"``); only where the mapping is honest.
+    controls: tuple[str, ...]
+    #: Dotted stack-file key (``"database.multiAz"``) that sets what the policy checks, if any.
+    stack_key: str | None = None
+    #: Resource types a resource policy checks; empty for a stack policy (it sees the whole plan).
+    types: tuple[str, ...] = ()
+    why: str = ""
+    fix: str = ""
+
+    def label(self) -> str:
+        """``severity: high; controls: CIS-AWS 2.3.3, SOC2 CC6.6`` (appended to the description the
+        engine prints with every violation)."""
+        controls = ", ".join(self.controls) or "none mapped"
+        return f"severity: {self.severity}; controls: {controls}"
+
+
+_METADATA: dict[str, PolicyMetadata] = {}
+
+
+class UnregisteredPolicyError(LookupError):
+    """A policy that was not built with :func:`resource_policy` / :func:`stack_policy` (no severity)."""
+
+
+def metadata(policy_name: str) -> PolicyMetadata:
+    try:
+        return _METADATA[policy_name]
+    except KeyError:
+        raise UnregisteredPolicyError(
+            f"policy {policy_name!r} has no severity: build it with policy.core.resource_policy or "
+            "stack_policy and pass severity= and controls="
+        ) from None
+
+
+def _register(name: str, meta: PolicyMetadata) -> str:
+    """Record a policy's metadata; a bad severity or framework, or a second policy of the same name,
+    fails at import time. Returns the label appended to the policy's description."""
+    if meta.severity not in SEVERITIES:
+        raise ValueError(
+            f"policy {name!r}: severity must be one of {', '.join(SEVERITIES)}, not {meta.severity!r}"
+        )
+    for control in meta.controls:
+        framework, _, control_id = control.partition(" ")
+        if framework not in FRAMEWORKS or not control_id:
+            raise ValueError(
+                f"policy {name!r}: control {control!r} must be '<framework> <id>' with a framework of "
+                f"{', '.join(FRAMEWORKS)}"
+            )
+    if name in _METADATA:
+        raise ValueError(f"policy {name!r} is declared twice")
+    _METADATA[name] = meta
+    return meta.label()
+
+
 ResourceCheck = Callable[[Resource], Iterable[str]]
 StackCheck = Callable[[Sequence[StackResource], PolicySettings], Iterable[tuple[str, str | None]]]
 
@@ -68,9 +141,20 @@ def resource_policy(
     description: str,
     remediation: str,
     check: ResourceCheck,
+    severity: Severity,
+    controls: Iterable[str],
+    stack_key: str | None = None,
 ) -> ResourceValidationPolicy:
-    """A mandatory resource policy that runs ``check`` on resources of ``types``."""
+    """A mandatory resource policy that runs ``check`` on resources of ``types``.
+
+    ``severity`` and ``controls`` are required (use ``controls=()`` when no framework maps honestly):
+    the docs, every finding and the per-stack ``severityLevels`` knob read them.
+    """
     wanted = frozenset(types)
+    label = _register(
+        name,
+        PolicyMetadata(severity, tuple(controls), stack_key, tuple(sorted(wanted)), description, remediation),
+    )
 
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
         if args.resource_type not in wanted:
@@ -82,7 +166,7 @@ def resource_policy(
 
     return ResourceValidationPolicy(
         name=name,
-        description=f"{description} Fix: {remediation}",
+        description=f"{description} Fix: {remediation} ({label})",
         validate=validate,
         enforcement_level=EnforcementLevel.MANDATORY,
         remediation_steps=remediation,
@@ -102,9 +186,22 @@ def stack_resource(resource: PolicyResource) -> StackResource:
 
 
 def stack_policy(
-    name: str, *, description: str, remediation: str, check: StackCheck
+    name: str,
+    *,
+    description: str,
+    remediation: str,
+    check: StackCheck,
+    severity: Severity,
+    controls: Iterable[str],
+    stack_key: str | None = None,
 ) -> StackValidationPolicy:
-    """A mandatory stack policy: ``check`` sees every resource and yields (message, urn or None)."""
+    """A mandatory stack policy: ``check`` sees every resource and yields (message, urn or None).
+
+    ``severity`` and ``controls`` are required, as for :func:`resource_policy`.
+    """
+    label = _register(
+        name, PolicyMetadata(severity, tuple(controls), stack_key, (), description, remediation)
+    )
 
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         settings = current_settings(args.get_config())
@@ -114,7 +211,7 @@ def stack_policy(
 
     return StackValidationPolicy(
         name=name,
-        description=f"{description} Fix: {remediation}",
+        description=f"{description} Fix: {remediation} ({label})",
         validate=validate,
         enforcement_level=EnforcementLevel.MANDATORY,
         remediation_steps=remediation,

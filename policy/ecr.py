@@ -60,6 +60,8 @@ def _lifecycle(
 POLICIES = [
     resource_policy(
         "ecr-immutable-tags",
+        severity="medium",
+        controls=("SOC2 CC8.1",),
         types=[REPOSITORY],
         description="Mutable tags let anyone with push rights swap the image behind a deployed tag.",
         remediation="set imageTagMutability='IMMUTABLE' and deploy images by digest.",
@@ -67,6 +69,12 @@ POLICIES = [
     ),
     resource_policy(
         "ecr-scan-on-push",
+        severity="high",
+        controls=(
+            "CIS-EKS 5.1.1",
+            "PCI-DSS 6.3.1",
+            "SOC2 CC7.1",
+        ),
         types=[REPOSITORY],
         description="Images that are never scanned ship known CVEs unnoticed.",
         remediation="set imageScanningConfiguration={'scanOnPush': True}.",
@@ -74,6 +82,8 @@ POLICIES = [
     ),
     resource_policy(
         "ecr-kms-encryption",
+        severity="medium",
+        controls=("SOC2 CC6.1",),
         types=[REPOSITORY],
         description="Images must be encrypted with a key we control and audit, not the default AES256 key.",
         remediation="set encryptionConfigurations=[{'encryptionType': 'KMS', 'kmsKey': <the stack's ECR KMS key ARN>}].",
@@ -81,6 +91,8 @@ POLICIES = [
     ),
     stack_policy(
         "ecr-lifecycle-policy",
+        severity="low",
+        controls=(),
         description="Every repository needs a lifecycle policy so untagged and stale images expire.",
         remediation="declare an aws.ecr.LifecyclePolicy for the repository (expire untagged images, keep the last N tagged).",
         check=_lifecycle,

@@ -119,6 +119,12 @@ def _node_groups_in_private_subnets(
 POLICIES = [
     resource_policy(
         "eks-secrets-encryption",
+        severity="high",
+        controls=(
+            "CIS-EKS 5.3.1",
+            "PCI-DSS 3.5.1",
+            "SOC2 CC6.1",
+        ),
         types=[COMPONENT, CLUSTER],
         description="Kubernetes secrets are stored in etcd in plain base64 unless envelope-encrypted with KMS.",
         remediation="set encryptionConfigKeyArn (eks.Cluster) / encryptionConfig.provider.keyArn with resources=['secrets'] to the stack's EKS KMS key.",
@@ -126,6 +132,12 @@ POLICIES = [
     ),
     resource_policy(
         "eks-control-plane-logging",
+        severity="high",
+        controls=(
+            "CIS-EKS 2.1.1",
+            "PCI-DSS 10.2.1",
+            "SOC2 CC7.2",
+        ),
         types=[COMPONENT, CLUSTER],
         description="Without control-plane logs there is no audit trail of who did what in the cluster.",
         remediation="set enabledClusterLogTypes to include api, audit and authenticator (knob eksRequiredLogTypes).",
@@ -133,6 +145,14 @@ POLICIES = [
     ),
     resource_policy(
         "eks-public-endpoint-restricted",
+        severity="critical",
+        controls=(
+            "CIS-EKS 5.4.1",
+            "CIS-EKS 5.4.2",
+            "PCI-DSS 1.4.4",
+            "SOC2 CC6.6",
+        ),
+        stack_key="cluster.publicAccessCidrs",
         types=[COMPONENT, CLUSTER],
         description="A public Kubernetes API endpoint open to the internet invites credential stuffing and exploits.",
         remediation="set endpointPublicAccess=false, or publicAccessCidrs to the operators' CIDRs (never 0.0.0.0/0 or ::/0).",
@@ -140,6 +160,11 @@ POLICIES = [
     ),
     resource_policy(
         "eks-nodes-private",
+        severity="critical",
+        controls=(
+            "CIS-EKS 5.4.3",
+            "SOC2 CC6.6",
+        ),
         types=[COMPONENT, LAUNCH_TEMPLATE, *SELF_MANAGED_NODE_GROUPS],
         description="Worker nodes with public IPs are directly reachable from the internet.",
         remediation="pass privateSubnetIds, set skipDefaultNodeGroup=true (or nodeAssociatePublicIpAddress=false) and run nodes in private subnets without public IPs.",
@@ -147,6 +172,12 @@ POLICIES = [
     ),
     resource_policy(
         "eks-supported-version",
+        severity="medium",
+        controls=(
+            "PCI-DSS 6.3.3",
+            "SOC2 CC7.1",
+        ),
+        stack_key="cluster.kubernetesVersion",
         types=[COMPONENT, CLUSTER, MANAGED_NODE_GROUP],
         description="An unpinned or out-of-support Kubernetes version gets no security fixes (or upgrades unplanned).",
         remediation=f"pin version to one of eksAllowedVersions ({DEFAULT_VERSIONS} by default).",
@@ -154,6 +185,11 @@ POLICIES = [
     ),
     resource_policy(
         "eks-imdsv2-required",
+        severity="high",
+        controls=(
+            "CIS-AWS 5.6",
+            "SOC2 CC6.1",
+        ),
         types=[COMPONENT, MANAGED_NODE_GROUP, NODE_GROUP, LAUNCH_TEMPLATE, *SELF_MANAGED_NODE_GROUPS],
         description="IMDSv1 lets any SSRF in a pod steal the node's IAM credentials.",
         remediation="use eks.ManagedNodeGroup with enableIMDSv2=true (skipDefaultNodeGroup=true on the cluster), or a launch template with metadataOptions.httpTokens='required'.",
@@ -161,6 +197,11 @@ POLICIES = [
     ),
     stack_policy(
         "eks-node-groups-private-subnets",
+        severity="high",
+        controls=(
+            "CIS-EKS 5.4.3",
+            "SOC2 CC6.6",
+        ),
         description="A node group placed in the cluster's public subnets exposes the nodes to the internet.",
         remediation="pass the private subnet IDs as the node group's subnetIds.",
         check=_node_groups_in_private_subnets,

@@ -77,6 +77,8 @@ def _replication_group_only(r: Resource) -> Iterator[str]:
 POLICIES = [
     resource_policy(
         "elasticache-transit-encryption",
+        severity="high",
+        controls=("SOC2 CC6.7",),
         types=[REPLICATION_GROUP],
         description="Without TLS, broker traffic (task payloads, AUTH token) crosses the VPC in clear text.",
         remediation="set transitEncryptionEnabled=true and transitEncryptionMode=required.",
@@ -84,6 +86,11 @@ POLICIES = [
     ),
     resource_policy(
         "elasticache-at-rest-encryption",
+        severity="medium",
+        controls=(
+            "PCI-DSS 3.5.1",
+            "SOC2 CC6.1",
+        ),
         types=[REPLICATION_GROUP],
         description="Snapshots and swap of an unencrypted cache expose task payloads.",
         remediation="set atRestEncryptionEnabled=true and kmsKeyId to the stack's ElastiCache KMS key.",
@@ -91,6 +98,8 @@ POLICIES = [
     ),
     resource_policy(
         "elasticache-auth-token",
+        severity="critical",
+        controls=("SOC2 CC6.1",),
         types=[REPLICATION_GROUP],
         description="A cache without AUTH lets any pod or host in the VPC read and enqueue tasks.",
         remediation="set authToken from a Pulumi secret (or userGroupIds for RBAC) with transit encryption on.",
@@ -98,6 +107,8 @@ POLICIES = [
     ),
     resource_policy(
         "elasticache-automatic-failover",
+        severity="medium",
+        controls=("SOC2 A1.2",),
         types=[REPLICATION_GROUP],
         description="Without automatic failover and Multi-AZ, losing the primary node or its AZ stops all work.",
         remediation="set automaticFailoverEnabled=true and multiAzEnabled=true (needs at least one replica).",
@@ -105,6 +116,9 @@ POLICIES = [
     ),
     resource_policy(
         "elasticache-replicas",
+        severity="medium",
+        controls=("SOC2 A1.2",),
+        stack_key="cache.replicas",
         types=[REPLICATION_GROUP],
         description="A replication group with no replica has nothing to fail over to.",
         remediation="set numCacheClusters to at least 1 + elasticacheMinReplicas (or replicasPerNodeGroup).",
@@ -112,6 +126,8 @@ POLICIES = [
     ),
     resource_policy(
         "elasticache-broker-no-eviction",
+        severity="medium",
+        controls=("SOC2 A1.2",),
         types=[REPLICATION_GROUP, PARAMETER_GROUP],
         description="A broker that evicts keys under memory pressure loses queued tasks without an error.",
         remediation="attach a custom parameter group that sets maxmemory-policy=noeviction.",
@@ -119,6 +135,9 @@ POLICIES = [
     ),
     resource_policy(
         "elasticache-snapshot-retention",
+        severity="medium",
+        controls=("SOC2 A1.2",),
+        stack_key="cache.snapshotRetentionDays",
         types=[REPLICATION_GROUP],
         description="Without snapshots a broker or cache failure cannot be recovered to a recent point.",
         remediation="set snapshotRetentionLimit to at least elasticacheMinSnapshotRetentionDays.",
@@ -126,6 +145,8 @@ POLICIES = [
     ),
     resource_policy(
         "elasticache-replication-group-only",
+        severity="medium",
+        controls=("SOC2 A1.2",),
         types=[CACHE_CLUSTER],
         description="A standalone Redis/Valkey cache cluster has no replica, failover or AUTH+TLS enforcement.",
         remediation="declare an aws.elasticache.ReplicationGroup instead of a standalone Cluster.",

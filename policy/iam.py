@@ -71,6 +71,12 @@ def _secret_cmk(r: Resource) -> Iterator[str]:
 POLICIES = [
     resource_policy(
         "iam-no-wildcard-actions",
+        severity="critical",
+        controls=(
+            "CIS-AWS 1.16",
+            "PCI-DSS 7.2.2",
+            "SOC2 CC6.3",
+        ),
         types=[*POLICY_TYPES, ROLE],
         description="An Allow of '*' or 'service:*' (or Allow+NotAction) grants far more than the workload needs.",
         remediation="list the exact actions the workload calls (e.g. secretsmanager:GetSecretValue).",
@@ -78,6 +84,11 @@ POLICIES = [
     ),
     resource_policy(
         "iam-no-wildcard-resources",
+        severity="high",
+        controls=(
+            "PCI-DSS 7.2.2",
+            "SOC2 CC6.3",
+        ),
         types=[*POLICY_TYPES, ROLE],
         description="An Allow on Resource '*' lets the workload touch every resource of that type in the account.",
         remediation="scope Resource to the ARNs the workload needs; only actions that AWS defines without resources (knob iamWildcardResourceActions) may use '*'.",
@@ -85,6 +96,12 @@ POLICIES = [
     ),
     resource_policy(
         "kms-key-rotation",
+        severity="medium",
+        controls=(
+            "CIS-AWS 3.6",
+            "PCI-DSS 3.7.4",
+            "SOC2 CC6.1",
+        ),
         types=[KMS_KEY],
         description="A KMS key whose material never rotates widens the blast radius of a key compromise.",
         remediation="set enableKeyRotation=true (rotationPeriodInDays optional, default 365).",
@@ -92,6 +109,8 @@ POLICIES = [
     ),
     resource_policy(
         "secrets-manager-cmk",
+        severity="medium",
+        controls=("SOC2 CC6.1",),
         types=[SECRET],
         description="Secrets encrypted with the AWS-managed key cannot be scoped or audited by key policy.",
         remediation="set kmsKeyId to the stack's Secrets Manager customer-managed KMS key ARN.",

@@ -127,18 +127,26 @@ def _topic_encrypted(r: Resource) -> Iterator[str]:
 POLICIES = [
     stack_policy(
         "monitoring-installed-in-production",
+        severity="medium",
+        controls=("SOC2 CC7.2",),
+        stack_key="monitoring.enabled",
         description="A production stack without Prometheus, the service's alerting rules and its scrape targets fails silently.",
         remediation="set monitoring.enabled: true in Pulumi.production.yaml (components/monitoring.py installs kube-prometheus-stack, the ServiceMonitors and the PrometheusRule).",
         check=_monitoring_installed,
     ),
     stack_policy(
         "data-store-alarms-in-production",
+        severity="medium",
+        controls=("SOC2 CC7.2",),
+        stack_key="monitoring.enabled",
         description="Without CloudWatch alarms on RDS (CPU, free storage, connections) and on every ElastiCache node (memory, evictions, engine CPU), a data store degrades unnoticed.",
         remediation="set monitoring.enabled: true (components/alarms.py declares the alarms with alarmActions on the alarm SNS topic).",
         check=_alarms_wired,
     ),
     resource_policy(
         "cloudwatch-alarm-has-actions",
+        severity="medium",
+        controls=("SOC2 CC7.2",),
         types=[METRIC_ALARM],
         description="An alarm without actions changes state in the console and pages no one.",
         remediation="set alarmActions (and okActions) to the stack's alarm SNS topic ARN.",
@@ -146,6 +154,8 @@ POLICIES = [
     ),
     resource_policy(
         "sns-topic-encrypted",
+        severity="medium",
+        controls=("SOC2 CC6.1",),
         types=[SNS_TOPIC],
         description="Alarm and alert messages name hosts, tenants and errors; topics must be encrypted with a customer-managed key CloudWatch may use.",
         remediation="set kmsMasterKeyId to a customer-managed KMS key whose policy allows cloudwatch.amazonaws.com kms:GenerateDataKey and kms:Decrypt (components/alarms.py).",

@@ -175,6 +175,13 @@ def _data_tier_from_cluster(
 POLICIES = [
     resource_policy(
         "sg-no-public-ingress",
+        severity="critical",
+        controls=(
+            "CIS-AWS 5.2",
+            "CIS-AWS 5.3",
+            "PCI-DSS 1.3.1",
+            "SOC2 CC6.6",
+        ),
         types=RULE_TYPES,
         description="Ingress from 0.0.0.0/0 or ::/0 exposes the service to the whole internet; only the load balancer may take HTTP/HTTPS from anywhere.",
         remediation="restrict the source to a security group or a known CIDR; public 80/443 belongs only on the load balancer's security group (name matching loadBalancerSecurityGroupPattern).",
@@ -182,12 +189,23 @@ POLICIES = [
     ),
     stack_policy(
         "vpc-flow-logs",
+        severity="medium",
+        controls=(
+            "CIS-AWS 3.7",
+            "PCI-DSS 10.2.1",
+            "SOC2 CC7.2",
+        ),
         description="A VPC without flow logs leaves no record of network traffic for incident response.",
         remediation="declare an aws.ec2.FlowLog (trafficType ALL) for the VPC, delivered to an encrypted log group.",
         check=_flow_logs,
     ),
     stack_policy(
         "data-tier-ingress-from-cluster-only",
+        severity="high",
+        controls=(
+            "PCI-DSS 1.3.1",
+            "SOC2 CC6.6",
+        ),
         description="The database and cache security groups must admit only the EKS cluster's security group.",
         remediation="replace CIDR, prefix-list and self rules with ingress rules whose referencedSecurityGroupId is the cluster's (node or cluster) security group.",
         check=_data_tier_from_cluster,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pulumi_policy import EnforcementLevel, Policy
 
 from policy import ecr, eks, elasticache, iam, monitoring, network, rds, stack, workloads
+from policy.core import metadata
 from policy.settings import PolicySettings
 
 PACK_NAME = "ai-agents-platform-security"
@@ -30,8 +31,10 @@ def default_level(policy: Policy) -> str:
 
 
 def enforcement_level(policy: Policy, settings: PolicySettings) -> EnforcementLevel:
-    """The policy's level on the settings' stack (knobs ``enforcementLevel`` and ``policies``)."""
-    return EnforcementLevel(settings.level_for(policy.name, default_level(policy)))
+    """The policy's level on the settings' stack (knobs ``policies``, ``severityLevels``,
+    ``enforcementLevel``)."""
+    severity = metadata(policy.name).severity
+    return EnforcementLevel(settings.level_for(policy.name, default_level(policy), severity))
 
 
 def initial_config(settings: PolicySettings) -> dict[str, EnforcementLevel | dict[str, object]]:

@@ -109,6 +109,12 @@ def _performance_insights_cmk(r: Resource) -> Iterator[str]:
 POLICIES = [
     resource_policy(
         "rds-not-publicly-accessible",
+        severity="critical",
+        controls=(
+            "CIS-AWS 2.3.3",
+            "PCI-DSS 1.4.4",
+            "SOC2 CC6.6",
+        ),
         types=[INSTANCE],
         description="A publicly accessible RDS instance can be reached from the internet.",
         remediation="set publiclyAccessible=false and reach the database only from inside the VPC.",
@@ -116,6 +122,12 @@ POLICIES = [
     ),
     resource_policy(
         "rds-storage-encrypted-cmk",
+        severity="high",
+        controls=(
+            "CIS-AWS 2.3.1",
+            "PCI-DSS 3.5.1",
+            "SOC2 CC6.1",
+        ),
         types=[INSTANCE],
         description="RDS storage, snapshots and replicas must be encrypted with a key we control and audit.",
         remediation="set storageEncrypted=true and kmsKeyId to the stack's RDS customer-managed KMS key ARN.",
@@ -123,6 +135,9 @@ POLICIES = [
     ),
     resource_policy(
         "rds-multi-az",
+        severity="medium",
+        controls=("SOC2 A1.2",),
+        stack_key="database.multiAz",
         types=[INSTANCE],
         description="A single-AZ database is a single point of failure (always required in production).",
         remediation="set multiAz=true (database.multiAz in the stack config).",
@@ -130,6 +145,9 @@ POLICIES = [
     ),
     resource_policy(
         "rds-backup-retention",
+        severity="high",
+        controls=("SOC2 A1.2",),
+        stack_key="database.backupRetentionDays",
         types=[INSTANCE],
         description="Too short a backup retention makes point-in-time recovery impossible after a late discovery.",
         remediation="set backupRetentionPeriod to at least rdsMinBackupRetentionDays (7 by default).",
@@ -137,6 +155,9 @@ POLICIES = [
     ),
     resource_policy(
         "rds-deletion-protection",
+        severity="high",
+        controls=("SOC2 A1.2",),
+        stack_key="database.deletionProtection",
         types=[INSTANCE],
         description="Without deletion protection one mistaken `pulumi destroy` or replacement drops the production database.",
         remediation="set deletionProtection=true (database.deletionProtection in the production stack config).",
@@ -144,6 +165,8 @@ POLICIES = [
     ),
     resource_policy(
         "rds-final-snapshot",
+        severity="high",
+        controls=("SOC2 A1.2",),
         types=[INSTANCE],
         description="Skipping the final snapshot in production makes a deletion unrecoverable.",
         remediation="set skipFinalSnapshot=false and a finalSnapshotIdentifier.",
@@ -151,6 +174,11 @@ POLICIES = [
     ),
     resource_policy(
         "rds-no-plaintext-password",
+        severity="critical",
+        controls=(
+            "PCI-DSS 8.6.2",
+            "SOC2 CC6.1",
+        ),
         types=[INSTANCE],
         description="A master password in the program ends up in state and in Git history.",
         remediation="set manageMasterUserPassword=true (RDS keeps it in Secrets Manager), or pass it as a Pulumi secret.",
@@ -158,6 +186,8 @@ POLICIES = [
     ),
     resource_policy(
         "rds-iam-authentication",
+        severity="medium",
+        controls=("SOC2 CC6.1",),
         types=[INSTANCE],
         description="Without IAM database authentication every client needs a long-lived database password.",
         remediation="set iamDatabaseAuthenticationEnabled=true.",
@@ -165,6 +195,8 @@ POLICIES = [
     ),
     resource_policy(
         "rds-force-ssl",
+        severity="high",
+        controls=("SOC2 CC6.7",),
         types=[INSTANCE, PARAMETER_GROUP],
         description="Unless rds.force_ssl=1, PostgreSQL accepts unencrypted client connections.",
         remediation="attach a custom parameter group (parameterGroupName) whose parameters set rds.force_ssl=1.",
@@ -172,6 +204,12 @@ POLICIES = [
     ),
     resource_policy(
         "rds-auto-minor-version-upgrade",
+        severity="medium",
+        controls=(
+            "CIS-AWS 2.3.2",
+            "PCI-DSS 6.3.3",
+            "SOC2 CC7.1",
+        ),
         types=[INSTANCE],
         description="Turning off automatic minor upgrades leaves known PostgreSQL vulnerabilities unpatched.",
         remediation="remove autoMinorVersionUpgrade=false (the default is true).",
@@ -179,6 +217,11 @@ POLICIES = [
     ),
     resource_policy(
         "rds-not-default-vpc",
+        severity="high",
+        controls=(
+            "PCI-DSS 1.3.1",
+            "SOC2 CC6.6",
+        ),
         types=[INSTANCE],
         description="An instance without its own subnet group and security group lands in the default VPC/security group, shared with everything else.",
         remediation="set dbSubnetGroupName to the stack's private DB subnet group and vpcSecurityGroupIds to the database security group.",
@@ -186,6 +229,11 @@ POLICIES = [
     ),
     resource_policy(
         "rds-performance-insights-cmk",
+        severity="medium",
+        controls=(
+            "PCI-DSS 3.5.1",
+            "SOC2 CC6.1",
+        ),
         types=[INSTANCE],
         description="Performance Insights stores query text; it must be encrypted with our key.",
         remediation="set performanceInsightsKmsKeyId to the stack's RDS KMS key (or turn Performance Insights off).",

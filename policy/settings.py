@@ -29,6 +29,7 @@ PACK_DIR = Path(__file__).resolve().parent
 PACK_FILE = PACK_DIR / "PulumiPolicy.yaml"
 
 Level = Literal["mandatory", "advisory", "disabled"]
+SeverityName = Literal["critical", "high", "medium", "low"]
 
 
 class PolicyConfigError(ValueError):
@@ -44,6 +45,9 @@ class PolicySettings(BaseModel):
     production_stacks: tuple[str, ...] = ("production",)
     enforcement_level: Level = "mandatory"
     policies: dict[str, Level] = Field(default_factory=dict[str, Level])
+    # Per-severity level on the stack, e.g. {medium: advisory, low: advisory}: between ``policies``
+    # (wins) and ``enforcementLevel``.
+    severity_levels: dict[SeverityName, Level] = Field(default_factory=dict[SeverityName, Level])
     rds_min_backup_retention_days: int = Field(default=7, ge=1, le=35)
     rds_require_multi_az: bool = False
     elasticache_min_replicas: int = Field(default=1, ge=1, le=5)
@@ -81,10 +85,14 @@ class PolicySettings(BaseModel):
     def production(self) -> bool:
         return self.stack in self.production_stacks
 
-    def level_for(self, policy_name: str, default: str) -> str:
-        """The enforcement level of one policy on this stack."""
-        return self.policies.get(policy_name) or (
-            self.enforcement_level if default == "mandatory" else default
+    def level_for(self, policy_name: str, default: str, severity: str | None = None) -> str:
+        """The enforcement level of one policy on this stack: ``policies`` wins, then
+        ``severityLevels`` for the policy's severity, then ``enforcementLevel``."""
+        by_severity = self.severity_levels.get(cast(SeverityName, severity)) if severity else None
+        return (
+            self.policies.get(policy_name)
+            or by_severity
+            or (self.enforcement_level if default == "mandatory" else default)
         )
 
     def merged(self, overrides: Mapping[str, Any]) -> PolicySettings:

@@ -74,12 +74,19 @@ def _images_from_stack_ecr(
 POLICIES = [
     stack_policy(
         "k8s-deployment-has-pdb",
+        severity="low",
+        controls=("SOC2 A1.2",),
         description="A Deployment without a PodDisruptionBudget can lose all its pods at once during node drains and upgrades.",
         remediation="declare a policy/v1 PodDisruptionBudget in the same namespace whose selector.matchLabels match the pod template (minAvailable or maxUnavailable).",
         check=_deployments_have_pdb,
     ),
     stack_policy(
         "images-from-stack-ecr",
+        severity="high",
+        controls=(
+            "CIS-EKS 5.1.4",
+            "SOC2 CC6.8",
+        ),
         description="Images from anywhere but this stack's ECR have not gone through our build, scan and signing path.",
         remediation="push the image to the stack's ECR repository and reference it as <account>.dkr.ecr.<region>.amazonaws.com/<repo>@sha256:<digest> (or list a vetted registry in extraImageRegistries).",
         check=_images_from_stack_ecr,

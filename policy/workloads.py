@@ -248,6 +248,8 @@ def _helm_pinned(r: Resource) -> Iterator[str]:
 POLICIES = [
     resource_policy(
         "k8s-run-as-non-root",
+        severity="high",
+        controls=("SOC2 CC6.8",),
         types=WORKLOADS,
         description="A container running as root turns any container escape into root on the node.",
         remediation="set securityContext.runAsNonRoot=true and a non-zero runAsUser on the pod or every container.",
@@ -255,6 +257,11 @@ POLICIES = [
     ),
     resource_policy(
         "k8s-no-privileged",
+        severity="critical",
+        controls=(
+            "CIS-EKS 4.2.1",
+            "SOC2 CC6.8",
+        ),
         types=WORKLOADS,
         description="A privileged container has every device and capability of the node.",
         remediation="remove securityContext.privileged=true.",
@@ -262,6 +269,11 @@ POLICIES = [
     ),
     resource_policy(
         "k8s-no-privilege-escalation",
+        severity="high",
+        controls=(
+            "CIS-EKS 4.2.5",
+            "SOC2 CC6.8",
+        ),
         types=WORKLOADS,
         description="Unless allowPrivilegeEscalation=false, setuid binaries can gain more privileges than the process started with.",
         remediation="set securityContext.allowPrivilegeEscalation=false on every container.",
@@ -269,6 +281,8 @@ POLICIES = [
     ),
     resource_policy(
         "k8s-drop-all-capabilities",
+        severity="medium",
+        controls=("SOC2 CC6.8",),
         types=WORKLOADS,
         description="Default Linux capabilities (NET_RAW, ...) are more than an application needs.",
         remediation="set securityContext.capabilities.drop=['ALL'] and add back at most NET_BIND_SERVICE.",
@@ -276,6 +290,8 @@ POLICIES = [
     ),
     resource_policy(
         "k8s-read-only-root-filesystem",
+        severity="medium",
+        controls=("SOC2 CC6.8",),
         types=WORKLOADS,
         description="A writable root filesystem lets an attacker drop tools and persist inside the container.",
         remediation="set securityContext.readOnlyRootFilesystem=true and mount an emptyDir where the app writes (/tmp).",
@@ -283,6 +299,8 @@ POLICIES = [
     ),
     resource_policy(
         "k8s-seccomp-runtime-default",
+        severity="medium",
+        controls=("SOC2 CC6.8",),
         types=WORKLOADS,
         description="Without a seccomp profile every syscall is open to the container.",
         remediation="set securityContext.seccompProfile.type='RuntimeDefault' on the pod.",
@@ -290,6 +308,8 @@ POLICIES = [
     ),
     resource_policy(
         "k8s-resources-set",
+        severity="low",
+        controls=("SOC2 A1.1",),
         types=WORKLOADS,
         description="Containers without requests and limits starve their neighbours and make scheduling guesswork.",
         remediation="set resources.requests.cpu/memory and resources.limits.memory (limits.cpu too when requireCpuLimits).",
@@ -297,6 +317,8 @@ POLICIES = [
     ),
     resource_policy(
         "k8s-no-latest-image",
+        severity="medium",
+        controls=("SOC2 CC8.1",),
         types=WORKLOADS,
         description="':latest' (or no tag) changes under a running deployment and defeats rollbacks.",
         remediation="reference images by digest (repo@sha256:...), e.g. the digest the image build returns.",
@@ -304,6 +326,8 @@ POLICIES = [
     ),
     resource_policy(
         "k8s-image-digest",
+        severity="medium",
+        controls=("SOC2 CC8.1",),
         types=WORKLOADS,
         description="A tag can be re-pointed; only a digest guarantees the image that was built and scanned is the one that runs.",
         remediation="reference images as <repository>@sha256:<digest>.",
@@ -311,6 +335,8 @@ POLICIES = [
     ),
     resource_policy(
         "k8s-probes",
+        severity="low",
+        controls=("SOC2 A1.2",),
         types=LONG_RUNNING,
         description="Without liveness and readiness probes, hung pods keep receiving traffic and are never restarted.",
         remediation="give every container a livenessProbe (no dependency checks) and a readinessProbe.",
@@ -318,6 +344,13 @@ POLICIES = [
     ),
     resource_policy(
         "k8s-no-host-namespaces",
+        severity="high",
+        controls=(
+            "CIS-EKS 4.2.2",
+            "CIS-EKS 4.2.3",
+            "CIS-EKS 4.2.4",
+            "SOC2 CC6.8",
+        ),
         types=WORKLOADS,
         description="hostNetwork/hostPID/hostIPC and hostPort break the pod's isolation from the node.",
         remediation="remove hostNetwork, hostPID, hostIPC and hostPort; expose the pod through a Service.",
@@ -325,6 +358,8 @@ POLICIES = [
     ),
     resource_policy(
         "k8s-no-host-path",
+        severity="high",
+        controls=("SOC2 CC6.8",),
         types=WORKLOADS,
         description="A hostPath volume gives the pod the node's filesystem (kubelet credentials, container runtime socket).",
         remediation="use emptyDir, a ConfigMap/Secret projection or a PersistentVolumeClaim instead of hostPath.",
@@ -332,6 +367,12 @@ POLICIES = [
     ),
     resource_policy(
         "k8s-ingress-tls",
+        severity="high",
+        controls=(
+            "CIS-EKS 5.4.5",
+            "PCI-DSS 4.2.1",
+            "SOC2 CC6.7",
+        ),
         types=[INGRESS],
         description="An Ingress without TLS serves webhooks and API tokens in clear text.",
         remediation="add spec.tls with every rule's host and a cert-manager issuer annotation.",
@@ -339,6 +380,8 @@ POLICIES = [
     ),
     resource_policy(
         "k8s-no-load-balancer-service",
+        severity="high",
+        controls=("SOC2 CC6.6",),
         types=[SERVICE],
         description="Each LoadBalancer Service is a new internet entry point that bypasses the ingress (TLS, headers, limits).",
         remediation="use type ClusterIP behind the Ingress; only the ingress controller (knob loadBalancerServices) gets a load balancer.",
@@ -346,6 +389,11 @@ POLICIES = [
     ),
     resource_policy(
         "k8s-namespace-pss-restricted",
+        severity="high",
+        controls=(
+            "CIS-EKS 4.2.1",
+            "SOC2 CC6.8",
+        ),
         types=[NAMESPACE],
         description="A namespace that does not enforce Pod Security Standard 'restricted' admits privileged pods.",
         remediation="label the namespace pod-security.kubernetes.io/enforce=restricted (exemptions: knob pssExemptNamespaces).",
@@ -353,6 +401,12 @@ POLICIES = [
     ),
     resource_policy(
         "k8s-no-secrets-in-configmap",
+        severity="critical",
+        controls=(
+            "CIS-EKS 4.4.2",
+            "PCI-DSS 8.6.2",
+            "SOC2 CC6.1",
+        ),
         types=[CONFIG_MAP],
         description="ConfigMaps are readable by anyone with view rights and are not encrypted like Secrets.",
         remediation="keep only references (secret ARNs/names) in ConfigMaps; the pods read secret values from AWS Secrets Manager.",
@@ -360,6 +414,8 @@ POLICIES = [
     ),
     resource_policy(
         "helm-chart-version-pinned",
+        severity="medium",
+        controls=("SOC2 CC8.1",),
         types=HELM_TYPES,
         description="An unpinned chart version upgrades cluster add-ons unreviewed on the next deploy.",
         remediation="set version to an exact chart version (e.g. 4.13.3).",
