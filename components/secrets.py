@@ -59,7 +59,7 @@ class AppSecrets(pulumi.ComponentResource):
         # Secret by construction, not only through the provider's schema: every consumer (the cache, the
         # state, the plan) sees it redacted.
         auth_token = pulumi.Output.secret(token.result)
-        redis_secret = self._secret(name, "redis-auth", f"{namespace}/redis-auth", args, "Redis AUTH token")
+        redis_secret = self._secret(name, "redis-auth", f"{namespace}/redis-auth-", args, "Redis AUTH token")
         aws.secretsmanager.SecretVersion(
             f"{name}-redis-auth",
             secret_id=redis_secret.id,
@@ -67,7 +67,7 @@ class AppSecrets(pulumi.ComponentResource):
             opts=child,
         )
         llm_secret = self._secret(
-            name, "llm-api-key", f"{namespace}/llm-api-key", args, "LLM API key (value set by an operator)"
+            name, "llm-api-key", f"{namespace}/llm-api-key-", args, "LLM API key (value set by an operator)"
         )
 
         account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
@@ -88,11 +88,14 @@ class AppSecrets(pulumi.ComponentResource):
         )
 
     def _secret(
-        self, name: str, role: str, secret_name: str, args: AppSecretsArgs, description: str
+        self, name: str, role: str, name_prefix: str, args: AppSecretsArgs, description: str
     ) -> aws.secretsmanager.Secret:
         return aws.secretsmanager.Secret(
             f"{name}-{role}",
-            name=secret_name,
+            # A deleted secret keeps its name through the recovery window: a fixed name would make the
+            # next create of this stack fail for up to 30 days. Secrets Manager adds a unique suffix to
+            # the prefix; everything finds the secret by the ARN the stack exports.
+            name_prefix=name_prefix,
             description=description,
             kms_key_id=args.kms_key_arn,
             recovery_window_in_days=args.recovery_window_days,

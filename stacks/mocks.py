@@ -118,7 +118,9 @@ def _kms_key(c: _Ctx) -> tuple[str, Props]:
 
 
 def _secret(c: _Ctx) -> tuple[str, Props]:
-    name = c.physical_name()
+    # With a name prefix, the provider appends a unique 26-character suffix (as Terraform's PrefixedUniqueId).
+    prefix = c.inputs.get("namePrefix")
+    name = f"{prefix}{_hex(c.name, 26)}" if prefix else c.physical_name()
     # Secrets Manager appends six random characters to every secret ARN.
     arn = c.arn("secretsmanager", f"secret:{name}-{_hex(name, 6)}")
     return arn, {"name": name, "arn": arn}

@@ -36,9 +36,9 @@ def test_secrets_are_encrypted_with_the_secrets_key_and_named_per_stack(
     config, captured = stack
     key = captured.outputs("aws:kms/key:Key", f"ai-agents-{config.environment}-secrets")["arn"]
     secrets = captured.of_type(SECRET)
-    assert {s.inputs["name"] for s in secrets} == {
-        f"ai-agents/{config.environment}/redis-auth",
-        f"ai-agents/{config.environment}/llm-api-key",
+    assert {s.inputs["namePrefix"] for s in secrets} == {
+        f"ai-agents/{config.environment}/redis-auth-",
+        f"ai-agents/{config.environment}/llm-api-key-",
     }
     assert all(s.inputs["kmsKeyId"] == key for s in secrets)
     assert {s.inputs["recoveryWindowInDays"] for s in secrets} == {30 if config.is_production else 7}
@@ -118,7 +118,7 @@ def test_tenant_secrets_have_their_own_prefix_outside_the_app_secrets(stack_name
         f"arn:aws:secretsmanager:eu-west-1:123456789012:secret:ai-agents/{stack_name}/tenants/*"
     )
     for secret in captured.of_type(SECRET):
-        assert not secret.inputs["name"].startswith(outputs["prefix"]), secret.inputs["name"]
+        assert not secret.outputs["name"].startswith(outputs["prefix"]), secret.outputs["name"]
     assert_children_parented(captured, "ai-agents:secrets:AppSecrets")
 
 
@@ -135,3 +135,14 @@ def test_the_encryption_check_catches_the_aws_managed_key() -> None:
     captured.of_type(SECRET)[0].inputs["kmsKeyId"] = "alias/aws/secretsmanager"
     with pytest.raises(AssertionError, match="not encrypted"):
         secrets_are_encrypted_and_recoverable(captured, SECRETS_KEY, 7)
+
+
+def test_secret_names_survive_a_recreated_stack(stack: tuple[StackConfig, Captured]) -> None:
+    """A deleted secret keeps its name for the recovery window (up to 30 days): a fixed name makes the
+    next create of the stack fail. A name prefix lets Secrets Manager add a unique suffix; the tenants'
+    namespace is a prefix already."""
+    _, captured = stack
+    for secret in captured.of_type(SECRET):
+        assert "name" not in secret.inputs, secret.name
+        assert secret.outputs["name"].startswith(secret.inputs["namePrefix"])
+        assert len(secret.outputs["name"]) > len(secret.inputs["namePrefix"])
