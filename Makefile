@@ -10,7 +10,7 @@ DEPS_STAMP := $(VENV)/.deps-installed
 SYSTEM_STAMP := build/.system-deps-installed
 STACK ?= staging
 
-.PHONY: help deps system-deps plan test lint typecheck pytest run smoke bench lock clean
+.PHONY: help deps system-deps plan test lint typecheck pytest run smoke bench lock rds-ca-pin clean
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -75,6 +75,12 @@ $(PIP_TOOLS_STAMP):
 lock: $(PIP_TOOLS_STAMP) ## re-pin constraints.txt (the images' run-time dependencies) from pyproject.toml
 	@.tools/pip-tools/bin/pip-compile --quiet --upgrade --strip-extras --no-emit-index-url --no-emit-find-links \
 		--output-file constraints.txt pyproject.toml
+
+RDS_CA_URL := https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem
+rds-ca-pin: ## re-pin the RDS CA bundle's checksum in app/docker/*.Dockerfile (needs network; review the diff)
+	@sum=$$(curl -fsSL $(RDS_CA_URL) | sha256sum | cut -d' ' -f1) && test $${#sum} -eq 64 \
+		&& sed -i -E "s/--checksum=sha256:[0-9a-f]{64}/--checksum=sha256:$$sum/" app/docker/*.Dockerfile \
+		&& grep -c "sha256:$$sum" app/docker/*.Dockerfile
 
 clean: ## remove build output (keeps the virtualenv)
 	rm -rf build .pytest_cache .ruff_cache

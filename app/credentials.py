@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from app.log import register_secrets
 from app.secret_store import SecretStore
@@ -27,8 +27,17 @@ def redis_url(settings: Settings, store: SecretStore | None) -> str:
             raise SettingsError("the secret named by REDIS_AUTH_SECRET_ARN is empty or a placeholder")
         auth = f":{quote(token, safe='')}@"
         register_secrets(quote(token, safe=""))  # the token as it appears in the URL
-    query = "?ssl_cert_reqs=required" if settings.redis_tls else ""
+    query = _tls_query(settings) if settings.redis_tls else ""
     return f"{scheme}://{auth}{settings.redis_host}:{settings.redis_port}/{settings.redis_db}{query}"
+
+
+def _tls_query(settings: Settings) -> str:
+    """redis-py and kombu read these from the URL: the certificate must chain to a trusted CA and name the
+    host connected to (redis-py checks host names by default; said here so no default can drop it)."""
+    query = {"ssl_cert_reqs": "required", "ssl_check_hostname": "true"}
+    if settings.redis_ssl_ca_certs:
+        query["ssl_ca_certs"] = settings.redis_ssl_ca_certs
+    return "?" + urlencode(query)
 
 
 def llm_api_key(settings: Settings, store: SecretStore | None) -> str:

@@ -45,6 +45,12 @@ _PLACEHOLDER = re.compile(
 _MIN_SECRET_LENGTH = 16
 JOB_LEASE_MARGIN_SECONDS = 5
 _TENANT_PREFIX = re.compile(r"^[A-Za-z0-9/_+=.@-]*$")
+# The only TLS mode that checks both the CA and the host name: anything weaker lets a peer inside the
+# VPC pose as the database (and receive IAM tokens). verify-ca checks no host name.
+VERIFIED_SSLMODE = "verify-full"
+_URL_SSLMODE = re.compile(r"[?&]sslmode=([a-z-]+)")
+# redis-py/kombu URL options that would switch certificate or host name checks off.
+_WEAK_REDIS_TLS = re.compile(r"[?&](ssl_cert_reqs=(none|optional)|ssl_check_hostname=false)", re.IGNORECASE)
 
 
 def is_placeholder(value: str) -> bool:
@@ -69,7 +75,9 @@ class Settings(BaseSettings):
     database_name: str = "ai_agents"
     database_user: str | None = None
     database_iam_auth: bool = False
-    database_sslmode: str | None = None  # default: require when deployed, prefer otherwise
+    # libpq's sslmode; default verify-full when deployed or with IAM auth (the server's certificate and host name are
+    # checked against DATABASE_SSLROOTCERT, the RDS CA bundle the images carry), prefer otherwise.
+    database_sslmode: str | None = None
     database_sslrootcert: str | None = None
     database_master_secret_arn: str | None = None
     database_pool_size: int = Field(default=5, ge=1, le=50)
@@ -82,6 +90,9 @@ class Settings(BaseSettings):
     redis_db: int = 0
     redis_tls: bool = False
     redis_auth_secret_arn: str | None = None
+    # CA bundle the broker's certificate is checked against (with REDIS_TLS); unset: the system store,
+    # which trusts ElastiCache's Amazon-issued certificates. Local TLS runs point it at their own CA.
+    redis_ssl_ca_certs: str | None = None
 
     # LLM (any OpenAI-compatible endpoint).
     llm_base_url: str = "https://api.openai.com/v1"
@@ -158,7 +169,8 @@ class Settings(BaseSettings):
 
     @property
     def database_sslmode_effective(self) -> str:
-        return self.database_sslmode or ("require" if self.app_env.deployed else "prefer")
+        verified = self.app_env.deployed or self.database_iam_auth
+        return self.database_sslmode or (VERIFIED_SSLMODE if verified else "prefer")
 
     @property
     def job_deadline(self) -> float:
@@ -194,6 +206,28 @@ def _url_password_problem(name: str, url: str, *, deployed: bool) -> str | None:
     return _secret_problem(f"{name} password", password, deployed=deployed)
 
 
+def _database_tls_problems(s: Settings) -> list[str]:
+    """Deployed, and wherever IAM tokens are sent, only a verified connection will do."""
+    problems: list[str] = []
+    must_verify = s.app_env.deployed or s.database_iam_auth
+    why = "outside local/test" if s.app_env.deployed else "with DATABASE_IAM_AUTH"
+    url_mode = None
+    if s.database_url is not None:
+        match = _URL_SSLMODE.search(s.database_url.get_secret_value())
+        url_mode = match.group(1) if match else None
+        if must_verify and url_mode != VERIFIED_SSLMODE:
+            problems.append(f"DATABASE_URL must set sslmode={VERIFIED_SSLMODE} {why}")
+    if must_verify and url_mode is None and s.database_sslmode_effective != VERIFIED_SSLMODE:
+        problems.append(f"DATABASE_SSLMODE must be {VERIFIED_SSLMODE} {why}")
+    if (
+        must_verify
+        and not s.database_sslrootcert
+        and "sslrootcert=" not in (s.database_url.get_secret_value() if s.database_url is not None else "")
+    ):
+        problems.append(f"DATABASE_SSLROOTCERT (the CA bundle) is required {why}")
+    return problems
+
+
 def _database_problems(s: Settings) -> list[str]:
     deployed = s.app_env.deployed
     problems: list[str] = []
@@ -205,15 +239,12 @@ def _database_problems(s: Settings) -> list[str]:
             problems.append("DATABASE_URL must start with postgresql+psycopg:// or postgresql://")
         elif problem := _url_password_problem("DATABASE_URL", url, deployed=deployed):
             problems.append(problem)
-        if deployed and not re.search(r"sslmode=(require|verify-ca|verify-full)", url):
-            problems.append("DATABASE_URL must set sslmode=require or verify-full outside local/test")
     if s.database_host is not None:
         if not s.database_user:
             problems.append("DATABASE_USER is required with DATABASE_HOST")
         if deployed and not s.database_iam_auth:
             problems.append("DATABASE_IAM_AUTH must be true outside local/test")
-    if deployed and s.database_sslmode_effective not in {"require", "verify-ca", "verify-full"}:
-        problems.append("DATABASE_SSLMODE must be require, verify-ca or verify-full outside local/test")
+    problems += _database_tls_problems(s)
     if s.database_owner_url is not None and (
         problem := _url_password_problem(
             "DATABASE_OWNER_URL", s.database_owner_url.get_secret_value(), deployed=deployed
@@ -234,6 +265,8 @@ def _redis_problems(s: Settings) -> list[str]:
             problems.append("REDIS_URL must start with redis:// or rediss://")
         elif deployed and not url.startswith("rediss://"):
             problems.append("REDIS_URL must use rediss:// (TLS) outside local/test")
+        elif deployed and _WEAK_REDIS_TLS.search(url):
+            problems.append("REDIS_URL must not turn certificate or host name checks off outside local/test")
         elif problem := _url_password_problem("REDIS_URL", url, deployed=deployed):
             problems.append(problem)
     elif deployed:

@@ -20,7 +20,8 @@ from components.irsa import service_trust_policy
 
 POSTGRES_PORT = 5432
 MASTER_USERNAME = "dbadmin"
-# RSA 2048 with a 2061 expiry; clients verify against the regional RDS bundle.
+# RSA 2048 with a 2061 expiry. The pods verify it (sslmode verify-full) against RDS's global CA bundle,
+# which the images carry (app/docker/, components/workloads/contract.py RDS_CA_BUNDLE_PATH).
 CA_CERT_IDENTIFIER = "rds-ca-rsa2048-g1"
 LOG_EXPORTS = ("postgresql", "upgrade")
 # Slow statements are logged with their parameters (ticket text): keep them a month, not forever.

@@ -26,7 +26,9 @@ def _bin_dir() -> Path:
 
 
 class PostgresServer:
-    def __init__(self, base_dir: Path | None = None, port: int | None = None) -> None:
+    def __init__(
+        self, base_dir: Path | None = None, port: int | None = None, extra_options: str = ""
+    ) -> None:
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="pg-test-"))
         self.port = port or free_port()
         self.data_dir = self.base_dir / "data"
@@ -34,10 +36,16 @@ class PostgresServer:
         self.log_file = self.base_dir / "postgres.log"
         self._bin = _bin_dir()
         self._as_root = os.geteuid() == 0
+        # More `-c name=value` server settings (e.g. TLS: ssl=on and its certificate files).
+        self.extra_options = extra_options
 
     def _cmd(self, *argv: str) -> list[str]:
         # initdb refuses to run as root: drop to the postgres user for every server command.
         return ["runuser", "-u", "postgres", "--", *argv] if self._as_root else list(argv)
+
+    def chown(self, *paths: Path) -> None:
+        """Hand files to the server's user (its TLS key must be the server's own, mode 0600)."""
+        self._chown(*paths)
 
     def _chown(self, *paths: Path) -> None:
         if self._as_root:
@@ -71,7 +79,7 @@ class PostgresServer:
             )  # fmt: skip
         options = (
             f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+            f"-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 {self.extra_options}"
         )
         subprocess.run(
             self._cmd(

@@ -11,7 +11,12 @@ from harness.net import free_port, port_open, wait_until
 
 
 class RedisServer:
-    def __init__(self, port: int | None = None, password: str = "redis-password-for-tests") -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        password: str = "redis-password-for-tests",
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.port = port or free_port()
         self.password = password
         self.dir = Path(tempfile.mkdtemp(prefix="redis-test-"))
@@ -19,7 +24,7 @@ class RedisServer:
         executable = shutil.which("redis-server") or "/usr/bin/redis-server"
         self._argv = [
             executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", str(self.dir), "--requirepass", password, "--loglevel", "warning",
+            "--dir", str(self.dir), "--requirepass", password, "--loglevel", "warning", *extra_args,
         ]  # fmt: skip
 
     @property

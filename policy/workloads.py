@@ -239,6 +239,37 @@ def _no_secrets_in_config_map(r: Resource) -> Iterator[str]:
             yield f"ConfigMap {r.name} key {key} holds a credential (private key or password in a URL)."
 
 
+# libpq's only mode that checks the CA and the host name; a URL's own sslmode wins over DATABASE_SSLMODE.
+VERIFIED_SSLMODE = "verify-full"
+_URL_SSLMODE = re.compile(r"[?&]sslmode=([a-z-]+)")
+_WEAK_REDIS_TLS = re.compile(r"[?&](ssl_cert_reqs=(none|optional)|ssl_check_hostname=false)", re.IGNORECASE)
+
+
+def _database_tls(name: str, data: Mapping[str, Any]) -> Iterator[str]:
+    if "DATABASE_HOST" not in data and "DATABASE_URL" not in data:
+        return
+    match = _URL_SSLMODE.search(str(data.get("DATABASE_URL", "")))
+    mode = match.group(1) if match else data.get("DATABASE_SSLMODE")
+    if mode != VERIFIED_SSLMODE:
+        yield f"ConfigMap {name} connects to PostgreSQL with sslmode {mode or 'unset'}, not {VERIFIED_SSLMODE}."
+    if not data.get("DATABASE_SSLROOTCERT"):
+        yield f"ConfigMap {name} names no DATABASE_SSLROOTCERT to verify the database's certificate against."
+
+
+def _redis_tls(name: str, data: Mapping[str, Any]) -> Iterator[str]:
+    if "REDIS_HOST" in data and str(data.get("REDIS_TLS", "")).lower() != "true":
+        yield f"ConfigMap {name} connects to Redis without REDIS_TLS=true."
+    url = str(data.get("REDIS_URL", ""))
+    if url and (not url.startswith("rediss://") or _WEAK_REDIS_TLS.search(url)):
+        yield f"ConfigMap {name} REDIS_URL does not use verified TLS (rediss:// with certificate checks)."
+
+
+def _verified_backend_tls(r: Resource) -> Iterator[str]:
+    data = as_dict(r.props.get("data"))
+    yield from _database_tls(r.name, data)
+    yield from _redis_tls(r.name, data)
+
+
 def _helm_pinned(r: Resource) -> Iterator[str]:
     version = str(r.props.get("version") or "")
     if not version or re.search(r"[*^~<>|x]| ", version.lower().lstrip("v")):
@@ -411,6 +442,21 @@ POLICIES = [
         description="ConfigMaps are readable by anyone with view rights and are not encrypted like Secrets.",
         remediation="keep only references (secret ARNs/names) in ConfigMaps; the pods read secret values from AWS Secrets Manager.",
         check=_no_secrets_in_config_map,
+    ),
+    resource_policy(
+        "k8s-app-config-verified-tls",
+        severity="critical",
+        controls=("PCI-DSS 4.2.1", "SOC2 CC6.7"),
+        types=[CONFIG_MAP],
+        description=(
+            "A service that does not verify its database's or broker's certificate and host name sends its "
+            "IAM tokens and AUTH token to whoever answers inside the VPC."
+        ),
+        remediation=(
+            "set DATABASE_SSLMODE=verify-full with DATABASE_SSLROOTCERT (the RDS CA bundle in the images), "
+            "and REDIS_TLS=true (or a rediss:// URL without ssl_cert_reqs=none / ssl_check_hostname=false)."
+        ),
+        check=_verified_backend_tls,
     ),
     resource_policy(
         "helm-chart-version-pinned",

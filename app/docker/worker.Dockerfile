@@ -40,6 +40,12 @@ RUN groupadd --system --gid 10001 app \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin app
 COPY --from=build /opt/venv /opt/venv
+# RDS's CA bundle (every commercial region): the pods verify the database's certificate and host name
+# against it (DATABASE_SSLMODE=verify-full, DATABASE_SSLROOTCERT; components/workloads/contract.py).
+# Pinned by checksum: when AWS changes the bundle the build fails until `make rds-ca-pin` records the new
+# checksum in the three Dockerfiles (review the diff: it is a change of what the service trusts).
+ADD --checksum=sha256:5fa49cac7e6e9202ef85331c6f83377a71339d692d5644c9417a2d81406f0c03 --chmod=0444 \
+    https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem /opt/rds/global-bundle.pem
 ENV PATH=/opt/venv/bin:${PATH} \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -22,7 +22,9 @@ from components.platform import restricted_namespace
 from components.workloads.contract import (
     API_PORT,
     COMPONENTS,
+    DATABASE_SSLMODE,
     METRICS_PORT,
+    RDS_CA_BUNDLE_PATH,
     Component,
     labels,
     selector_labels,
@@ -108,6 +110,9 @@ def config_data(args: WorkloadsArgs) -> dict[str, pulumi.Input[str]]:
         "DATABASE_NAME": b.database_name,
         "DATABASE_USER": DATABASE_USER,
         "DATABASE_IAM_AUTH": "true",
+        # IAM tokens go only to a server whose certificate chains to RDS's CA and names DATABASE_HOST.
+        "DATABASE_SSLMODE": DATABASE_SSLMODE,
+        "DATABASE_SSLROOTCERT": RDS_CA_BUNDLE_PATH,
         "REDIS_HOST": b.redis_host,
         "REDIS_PORT": pulumi.Output.from_input(b.redis_port).apply(str),
         "REDIS_TLS": "true",

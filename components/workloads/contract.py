@@ -22,6 +22,10 @@ API_PORT = 8000
 METRICS_PORT = 9090
 # A high UID/GID outside any host range (the images create this user; see app/docker/).
 RUN_AS = 10001
+# Where the images carry the RDS CA bundle (fetched at build, pinned by checksum; see app/docker/):
+# the pods verify the database's certificate and host name against it (DATABASE_SSLMODE verify-full).
+RDS_CA_BUNDLE_PATH = "/opt/rds/global-bundle.pem"
+DATABASE_SSLMODE = "verify-full"
 # uvicorn's graceful-shutdown timeout, set in the API image's command.
 API_SHUTDOWN_SECONDS = 20
 

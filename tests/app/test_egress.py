@@ -257,7 +257,7 @@ def test_the_loopback_flag_is_accepted_for_local_runs(monkeypatch: pytest.Monkey
 def test_the_loopback_flag_is_refused_when_deployed(monkeypatch: pytest.MonkeyPatch) -> None:
     production = {
         "APP_ENV": "production",
-        "DATABASE_URL": "postgresql://app:a-long-database-password@db/x?sslmode=require",
+        "DATABASE_URL": "postgresql://app:a-long-database-password@db/x?sslmode=verify-full&sslrootcert=/etc/rds.pem",
         "REDIS_URL": "rediss://:a-long-redis-password-1@r:6379/0",
         "LLM_API_KEY": "sk-production-0123456789abcdef",
         "SDP_ALLOW_LOOPBACK": "true",

@@ -18,6 +18,7 @@ AWS = {
     "DATABASE_NAME": "ai_agents",
     "DATABASE_USER": "ai_agents_app",
     "DATABASE_IAM_AUTH": "true",
+    "DATABASE_SSLROOTCERT": "/opt/rds/global-bundle.pem",
     "DATABASE_MASTER_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-1",
     "REDIS_HOST": "master.cache.eu-west-1.amazonaws.com",
     "REDIS_TLS": "true",
@@ -33,7 +34,7 @@ AWS = {
 def test_local_and_aws_shapes_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_with(monkeypatch, LOCAL).database_sslmode_effective == "prefer"
     settings = load_with(monkeypatch, AWS)
-    assert settings.database_sslmode_effective == "require"
+    assert settings.database_sslmode_effective == "verify-full"
     assert settings.cors_origins == ["https://admin.example.com", "https://ops.example.com"]
 
 
@@ -55,6 +56,18 @@ def test_local_refusals(monkeypatch: pytest.MonkeyPatch, overrides: dict[str, st
     assert "\n" not in str(error.value)
 
 
+def test_iam_tokens_are_refused_over_an_unverified_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    iam = {key: value for key, value in LOCAL.items() if key != "DATABASE_URL"}
+    iam |= {"DATABASE_HOST": "db", "DATABASE_USER": "app", "DATABASE_IAM_AUTH": "true"}
+    with pytest.raises(SettingsError, match="DATABASE_SSLMODE must be verify-full with DATABASE_IAM_AUTH"):
+        load_with(monkeypatch, {**iam, "DATABASE_SSLMODE": "require", "DATABASE_SSLROOTCERT": "/ca.pem"})
+    with pytest.raises(SettingsError, match="DATABASE_SSLROOTCERT"):
+        load_with(monkeypatch, iam)
+    assert load_with(monkeypatch, {**iam, "DATABASE_SSLROOTCERT": "/ca.pem"}).database_sslmode_effective == (
+        "verify-full"
+    )
+
+
 def test_missing_everything_is_one_message(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(SettingsError) as error:
         load_with(monkeypatch, {})
@@ -72,12 +85,24 @@ def test_missing_everything_is_one_message(monkeypatch: pytest.MonkeyPatch) -> N
     [
         ({"REDIS_TLS": "false"}, "REDIS_TLS must be true"),
         ({"DATABASE_IAM_AUTH": "false"}, "DATABASE_IAM_AUTH must be true"),
-        ({"DATABASE_SSLMODE": "disable"}, "DATABASE_SSLMODE must be require"),
+        ({"DATABASE_SSLMODE": "disable"}, "DATABASE_SSLMODE must be verify-full"),
+        # Encrypted but unverified: any peer in the VPC could pose as the database and take IAM tokens.
+        ({"DATABASE_SSLMODE": "require"}, "DATABASE_SSLMODE must be verify-full"),
+        ({"DATABASE_SSLMODE": "verify-ca"}, "DATABASE_SSLMODE must be verify-full"),
+        ({"DATABASE_SSLROOTCERT": ""}, "DATABASE_SSLROOTCERT (the CA bundle) is required"),
+        (
+            {"REDIS_URL": "rediss://:a-long-redis-password-1@r:6379/0?ssl_cert_reqs=none"},
+            "REDIS_URL must not turn certificate or host name checks off",
+        ),
         ({"LLM_BASE_URL": "http://llm.internal/v1"}, "LLM_BASE_URL must use https://"),
         ({"CORS_ORIGINS": "*"}, "CORS_ORIGINS must not be *"),
         ({"LLM_API_KEY": "short-key"}, "LLM_API_KEY is shorter than 16"),
         ({"REDIS_URL": "redis://:a-long-redis-password-1@r:6379/0"}, "REDIS_URL must use rediss://"),
-        ({"DATABASE_URL": "postgresql://u:a-long-database-password@db/x"}, "sslmode=require"),
+        ({"DATABASE_URL": "postgresql://u:a-long-database-password@db/x"}, "sslmode=verify-full"),
+        (
+            {"DATABASE_URL": "postgresql://u:a-long-database-password@db/x?sslmode=require"},
+            "DATABASE_URL must set sslmode=verify-full",
+        ),
     ],
 )
 def test_production_refusals(

@@ -15,7 +15,13 @@ from typing import Any
 import pytest
 
 from components.images import IMAGE_NAMES, dockerfile_path
-from components.workloads.contract import API_PORT, API_SHUTDOWN_SECONDS, METRICS_PORT, RUN_AS
+from components.workloads.contract import (
+    API_PORT,
+    API_SHUTDOWN_SECONDS,
+    METRICS_PORT,
+    RDS_CA_BUNDLE_PATH,
+    RUN_AS,
+)
 from components.workloads.pods import migrations_plan, worker_plan
 from tests.containers.images import REPO, Dockerfile, dockerfile, dockerignore_excludes
 
@@ -86,7 +92,8 @@ def test_non_root_user_matches_the_pods(df: Dockerfile) -> None:
 def test_no_secrets_in_layers_or_build_args(df: Dockerfile) -> None:
     for name in [*df.args, *df.envs]:
         assert not SECRET_NAME.search(name), f"{name} looks like a secret in ARG/ENV"
-    assert not df.all("ADD"), "COPY only (ADD fetches URLs and unpacks archives)"
+    # COPY only, but for a URL whose content BuildKit checks against a pinned checksum (the RDS CA bundle).
+    assert all("--checksum=sha256:" in add for add in df.all("ADD")), "ADD unpacks archives and fetches URLs"
     for copy in df.all("COPY"):
         assert ".env" not in copy and "id_rsa" not in copy
         assert "--from=build" in copy or copy.split()[0] in {"pyproject.toml", "app"}
@@ -160,3 +167,19 @@ def test_hadolint_clean_and_every_ignore_explained(df: Dockerfile) -> None:
     for line in df.text.splitlines():
         if "hadolint ignore=" in line:
             assert re.search(r"ignore=[A-Z0-9,]+\s+\S", line), f"ignore without a reason: {line}"
+
+
+RDS_CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+
+
+def test_the_rds_ca_bundle_is_fetched_pinned_where_the_pods_look(df: Dockerfile) -> None:
+    """verify-full needs the RDS CA bundle at DATABASE_SSLROOTCERT; BuildKit checks the checksum, so a
+    changed (or substituted) bundle fails the build. All three images carry the same pinned bundle."""
+    adds = [value.split() for value in df.final("ADD")]
+    assert len(adds) == 1, adds
+    flags = [word for word in adds[0] if word.startswith("--")]
+    assert adds[0][-2:] == [RDS_CA_BUNDLE_URL, RDS_CA_BUNDLE_PATH]
+    assert any(re.fullmatch(r"--checksum=sha256:[0-9a-f]{64}", flag) for flag in flags), flags
+    assert "--chmod=0444" in flags
+    pins = {dockerfile(image).final("ADD")[0] for image in IMAGE_NAMES}
+    assert len(pins) == 1, "the three images pin the same bundle (make rds-ca-pin rewrites all three)"

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from components.workloads.component import config_map_name, digest_of, migrations_job_name
-from components.workloads.contract import API_PORT
+from components.workloads.contract import API_PORT, RDS_CA_BUNDLE_PATH
 from components.workloads.pods import TASK_SOFT_TIME_LIMIT_SECONDS, TASK_TIME_LIMIT_SECONDS
 from infra.config import StackConfig
+from tests.app.settings_env import load_with
 from tests.infra.harness import Captured
 from tests.infra.k8s_fixtures import (
     BACKENDS,
@@ -226,6 +227,19 @@ def test_config_map_holds_the_runtime_contract(stack: tuple[StackConfig, Capture
     for _, kind, name in WORKLOADS:
         (container,) = pod_spec(captured, kind, name)["containers"]
         assert container["envFrom"] == [{"configMapRef": {"name": config_map["metadata"]["name"]}}]
+
+
+def test_config_map_verifies_the_database_certificate(
+    stack: tuple[StackConfig, Captured], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """verify-full against the bundle the images carry, and the service itself accepts the ConfigMap as
+    it stands (its settings refuse anything weaker once deployed)."""
+    _, captured = stack
+    data = captured.inputs(CONFIG_MAP)["data"]
+    assert data["DATABASE_SSLMODE"] == "verify-full"
+    assert data["DATABASE_SSLROOTCERT"] == RDS_CA_BUNDLE_PATH
+    settings = load_with(monkeypatch, {key: str(value) for key, value in data.items()})
+    assert settings.database_sslmode_effective == "verify-full" and settings.redis_tls
 
 
 # --- traffic ------------------------------------------------------------------------------------------

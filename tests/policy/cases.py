@@ -433,6 +433,9 @@ def compliant_plan() -> Plan:
                     "DATABASE_SECRET_ARN": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-1",
                     "WEBHOOK_SECRET_NAME": "ai-agents-production/webhook",
                     "REDIS_URL": "rediss://master.cache.example.com:6379/0",
+                    "DATABASE_HOST": "db.example.internal",
+                    "DATABASE_SSLMODE": "verify-full",
+                    "DATABASE_SSLROOTCERT": "/opt/rds/global-bundle.pem",
                     # Settings about secrets are not secrets.
                     "SECRETS_CACHE_TTL_SECONDS": "300",
                     "TENANT_SECRET_PREFIX": "ai-agents/production/tenants/",
@@ -885,6 +888,18 @@ CASES: list[Case] = [
         ("kubernetes:core/v1:ConfigMap", "app-config"),
         {"data.OPENAI_API_KEY": "sk-live-0123456789"},
         "ConfigMap app-config key OPENAI_API_KEY looks like a secret.",
+    ),
+    Case(
+        "k8s-app-config-verified-tls",
+        ("kubernetes:core/v1:ConfigMap", "app-config"),
+        {"data.DATABASE_SSLMODE": "require"},
+        "ConfigMap app-config connects to PostgreSQL with sslmode require, not verify-full.",
+    ),
+    Case(
+        "k8s-app-config-verified-tls",
+        ("kubernetes:core/v1:ConfigMap", "app-config"),
+        {"data.REDIS_URL": "rediss://master.cache.example.com:6379/0?ssl_check_hostname=false"},
+        "ConfigMap app-config REDIS_URL does not use verified TLS (rediss:// with certificate checks).",
     ),
     Case(
         "helm-chart-version-pinned",
