@@ -68,6 +68,8 @@ class Cluster(pulumi.ComponentResource):
             f"{name}-eks",
             name=name,
             version=settings.kubernetes_version,
+            # Explicit: EKS's default (EXTENDED) bills the extended-support rate once the version ages.
+            upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type=settings.upgrade_policy),
             vpc_id=args.vpc_id,
             private_subnet_ids=args.private_subnet_ids,
             endpoint_private_access=True,

@@ -3,15 +3,44 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import date
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from components.settings import Cidr, Name, Section
 
-# The EKS versions a stack may run, written only here: the policy pack's eksAllowedVersions defaults to
-# this list, so the program and the pack cannot disagree about what is supported.
-KUBERNETES_VERSIONS = ("1.31", "1.32", "1.33", "1.34")
+
+@dataclass(frozen=True)
+class EksSupport:
+    """One Kubernetes minor version's life on EKS: 14 months of standard support from its EKS release
+    (the standard price), then 12 months of extended support (a higher price per cluster hour)."""
+
+    standard_ends: date
+    extended_ends: date
+
+
+# EKS's Kubernetes release calendar, as published on 2026-12-02 in the EKS user guide ("Understand the
+# Kubernetes version lifecycle on EKS", docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html)
+# and mirrored by endoflife.date/amazon-eks. Add the next version here when EKS publishes it.
+# Only versions EKS still creates clusters on are listed: 1.32 and older are left out on purpose (1.32
+# leaves extended support on 2027-03-23; a new stack must not start there).
+EKS_SUPPORT_CALENDAR: dict[str, EksSupport] = {
+    "1.33": EksSupport(date(2026, 7, 29), date(2027, 7, 29)),
+    "1.34": EksSupport(date(2026, 12, 2), date(2027, 12, 2)),
+    "1.35": EksSupport(date(2027, 3, 27), date(2028, 3, 27)),
+    "1.36": EksSupport(date(2027, 8, 2), date(2028, 8, 2)),
+}
+EKS_CALENDAR_SOURCE = "https://docs.aws.amazon.com/eks/latest/userguide/kubernetes-versions.html"
+
+# The EKS versions a stack may run, written only here (derived from the calendar above): the policy
+# pack's eksAllowedVersions defaults to this list, so the program and the pack cannot disagree.
+KUBERNETES_VERSIONS = tuple(EKS_SUPPORT_CALENDAR)
+# New clusters start on the newest version: the longest standard support ahead of them.
+DEFAULT_KUBERNETES_VERSION = KUBERNETES_VERSIONS[-1]
+# The bootstrap names each stack's deploy role <prefix>-deploy-<stack>; that role creates the cluster.
+CREATOR_ROLE = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/(?:.*/)?[a-z0-9-]+-deploy-[a-z0-9-]+")
 
 
 class NodeGroupSettings(Section):
@@ -48,14 +77,19 @@ class NodeGroupSettings(Section):
 
 
 class ClusterSettings(Section):
-    kubernetes_version: str = "1.33"
-    """EKS Kubernetes version; one of the versions the policy pack allows."""
+    kubernetes_version: str = DEFAULT_KUBERNETES_VERSION
+    """EKS Kubernetes version; one of the versions the policy pack allows (`EKS_SUPPORT_CALENDAR` in
+    components/cluster_settings.py). `python -m stacks preflight` refuses one out of standard support."""
+    upgrade_policy: Literal["STANDARD", "EXTENDED"] = "STANDARD"
+    """What EKS does when the version leaves standard support: `STANDARD` upgrades the control plane
+    automatically, `EXTENDED` keeps it and bills the extended-support rate (EKS's own default)."""
     node_groups: list[NodeGroupSettings] = Field(min_length=1)
     """Managed node groups, all in private subnets."""
     public_access_cidrs: list[Cidr] = Field(default_factory=list)
     """CIDRs allowed to reach the public API endpoint; empty makes the endpoint private only."""
     admin_role_arns: list[str] = Field(default_factory=list)
-    """IAM roles granted cluster-admin through EKS access entries."""
+    """IAM roles granted cluster-admin through EKS access entries. Never the identity that creates the
+    cluster (CI's deploy role): EKS already gives it an admin entry, and listing it again fails with 409."""
 
     @field_validator("kubernetes_version")
     @classmethod
@@ -77,6 +111,11 @@ class ClusterSettings(Section):
         for value in values:
             if not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+", value):
                 raise ValueError(f"{value!r} is not an IAM role ARN")
+            if CREATOR_ROLE.fullmatch(value):
+                raise ValueError(
+                    f"{value!r} is a deploy role, which creates the cluster and gets its admin entry from "
+                    "EKS already (a second entry fails with 409); list only other admins"
+                )
         return values
 
     @model_validator(mode="after")

@@ -100,6 +100,8 @@ def test_cluster_is_named_for_the_stack_and_locked_down(
     cluster = captured.inputs(EKS)
     assert cluster["name"] == NAME == outputs["name"], "subnets are tagged for this name"
     assert cluster["version"] == settings.kubernetes_version
+    # Explicit, so an ageing version is upgraded rather than billed at the extended-support rate.
+    assert cluster["upgradePolicy"] == {"supportType": settings.upgrade_policy} == {"supportType": "STANDARD"}
     assert cluster["vpcId"] == "vpc-0test"
     assert cluster["privateSubnetIds"] == SUBNETS
     control_plane_is_locked_down(cluster, settings.public_access_cidrs)

@@ -115,6 +115,14 @@ FIELD_RULES = [
         f"must be one of {', '.join(KUBERNETES_VERSIONS)} (got '1.20')",
     ),
     ("cluster.adminRoleArns", ["admin"], "cluster.adminRoleArns", "'admin' is not an IAM role ARN"),
+    (
+        "cluster.adminRoleArns",
+        ["arn:aws:iam::111122223333:role/ai-agents-deploy-staging"],
+        "cluster.adminRoleArns",
+        "'arn:aws:iam::111122223333:role/ai-agents-deploy-staging' is a deploy role, which creates the cluster "
+        "and gets its admin entry from EKS already (a second entry fails with 409); list only other admins",
+    ),
+    ("cluster.upgradePolicy", "NEVER", "cluster.upgradePolicy", "Input should be 'STANDARD' or 'EXTENDED'"),
     ("cluster.nodeGroups.0.minSize", 9, "cluster.nodeGroups.0", "needs minSize <= desiredSize <= maxSize"),
     (
         "cluster.nodeGroups.0.instanceTypes",

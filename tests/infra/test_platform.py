@@ -10,6 +10,7 @@ import pytest
 
 from components.platform import ACME_SERVERS, CERT_MANAGER_REPO, INGRESS_NGINX_REPO
 from infra.config import StackConfig
+from stacks.plan import check_policies, resource_entries
 from tests.infra.harness import Captured
 from tests.infra.k8s_fixtures import (
     CLUSTER_ISSUER,
@@ -136,3 +137,32 @@ def test_add_on_namespaces_are_labelled_for_pod_security(stack: tuple[StackConfi
     # The controller binds 80/443 with NET_BIND_SERVICE: baseline enforced, restricted still audited.
     assert labels["ingress-nginx"]["pod-security.kubernetes.io/enforce"] == "baseline"
     assert labels["ingress-nginx"]["pod-security.kubernetes.io/audit"] == "restricted"
+
+
+def _platform_violations(captured: Captured, stack: str) -> list[str]:
+    """The pack's mandatory findings on the platform's own resources (the composition around it has
+    fake images and no monitoring, which stack-wide policies rightly flag)."""
+    plan = {
+        "project": "ai-agents-platform",
+        "stack": stack,
+        "resources": resource_entries(captured.registrations),
+    }
+    verdict = check_policies(plan)
+    return [
+        f"{v['policy']}: {v['urn']}: {v['message']}"
+        for v in verdict["violations"]
+        if v["enforcementLevel"] == "mandatory" and "ai-agents:platform:Platform" in (v.get("urn") or "")
+    ]
+
+
+def test_both_issuer_modes_are_clean_under_the_pack(
+    stack: tuple[StackConfig, Captured], with_zone: tuple[StackConfig, Captured]
+) -> None:
+    """HTTP-01 (the stack files) and DNS-01 (a hosted zone): neither trips a mandatory policy, e.g.
+    iam-no-wildcard-resources on the cert-manager role."""
+    config, captured = stack
+    assert not _platform_violations(captured, config.environment)
+    zone_config, zone_captured = with_zone
+    assert not _platform_violations(zone_captured, zone_config.environment)
+    policy = json.loads(zone_captured.inputs("aws:iam/rolePolicy:RolePolicy")["policy"])
+    assert all(s["Resource"] != "*" for s in policy["Statement"]), "cert-manager needs no zone lookup by name"
