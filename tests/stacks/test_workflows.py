@@ -53,7 +53,7 @@ def test_actions_are_pinned_by_commit_sha(path: Path) -> None:
     for line in path.read_text().splitlines():
         match = re.search(r"uses:\s*(\S+)", line)
         if match and not match.group(1).startswith("./"):
-            assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", match.group(1)), line
+            assert re.fullmatch(r"[\w.-]+/[\w.-]+(/[\w.-]+)*@[0-9a-f]{40}", match.group(1)), line
             assert re.search(r"# v\d", line), f"say which version the SHA is: {line}"
 
 
@@ -340,3 +340,17 @@ def test_every_job_states_its_permissions(path: Path) -> None:
     for name, job in load(path)["jobs"].items():
         assert "permissions" in job, f"{path.name}:{name}"
         assert "write-all" not in str(job["permissions"]) and "read-all" not in str(job["permissions"])
+
+
+def test_policy_sarif_reaches_code_scanning_from_a_job_that_runs_no_pr_code() -> None:
+    jobs = load(REPO_ROOT / ".github/workflows/preview.yml")["jobs"]
+    sarif_step = step("preview.yml", "offline", "Policy findings as SARIF")
+    assert "policy check" in sarif_step["run"] and "--format sarif" in sarif_step["run"]
+    upload = jobs["code-scanning"]
+    assert upload["permissions"]["security-events"] == "write"
+    assert "head.repo.full_name == github.repository" in upload["if"]
+    assert all("run" not in s for s in upload["steps"])  # checkout, download, upload only
+    assert any(
+        str(s.get("uses", "")).startswith("github/codeql-action/upload-sarif@") for s in upload["steps"]
+    )
+    assert "security-events" not in (jobs["offline"].get("permissions") or {})
