@@ -1,8 +1,13 @@
 """The service's three images, built from the repository's Dockerfiles and pushed to ECR.
 
-Each image is tagged with the release version and the git commit, and the workloads run it by the
-digest the push returned — a tag can be re-pointed, a digest cannot. Layers are cached in the same
-repository under ``buildcache`` (the registry must exempt that tag from tag immutability).
+Each build gets one tag, ``<version>-<git commit>``, that no other build can carry: the repositories'
+tags are immutable, so a tag shared across commits (the version alone) would fail the second deploy.
+The version travels as a label. The workloads run each image by the digest the push returned — a tag
+can be re-pointed, a digest cannot. Layers are cached in the same repository under ``buildcache`` (the
+registry exempts that tag from tag immutability).
+
+Rolling back names an already pushed build (``images.deployBuild``): its digests are looked up in the
+registry and nothing is built or pushed, whatever the checkout.
 """
 
 from __future__ import annotations
@@ -48,11 +53,14 @@ def current_git_sha(repo: Path, env: Mapping[str, str] | None = None) -> str | N
     return sha if _SHA.fullmatch(sha) else None
 
 
-def image_tags(repository_url: str, version: str, git_sha: str | None) -> list[str]:
-    tags = [f"{repository_url}:{version}"]
-    if git_sha:
-        tags.append(f"{repository_url}:{git_sha}")
-    return tags
+def build_tag(version: str, git_sha: str) -> str:
+    """``1.4.2-<40 hex>``: one build of one commit (ECR tags may be 128 characters long)."""
+    return f"{version}-{git_sha}"
+
+
+def repository_name(repository_url: str) -> str:
+    """``ai-agents-api`` of ``…amazonaws.com/ai-agents-api``."""
+    return repository_url.split("/", 1)[1]
 
 
 def registry_address(repository_url: str) -> str:
@@ -72,6 +80,8 @@ class ImagesArgs:
     git_sha: str | None
     # The build context: the repository root (the Dockerfiles copy pyproject.toml and app/).
     context: Path
+    # An already pushed build tag to deploy instead of building (the rollback path); None builds.
+    deploy_build: str | None = None
 
 
 class Images(pulumi.ComponentResource):
@@ -79,22 +89,48 @@ class Images(pulumi.ComponentResource):
 
     digests: dict[str, pulumi.Output[str]]
     refs: dict[str, pulumi.Output[str]]
+    # The tag every image of this deployment carries: the build to name when rolling back to it.
+    tag: str
 
     def __init__(self, name: str, args: ImagesArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ai-agents:images:Images", name, None, opts)
         if missing := set(IMAGE_NAMES) - set(args.repository_urls):
             raise ValueError(f"no ECR repository for image(s) {sorted(missing)}")
-        if args.git_sha is None:
-            pulumi.log.warn(
-                "no git commit found (GITHUB_SHA unset, git rev-parse failed): images are tagged "
-                f"with the version {args.version!r} only",
-                resource=self,
-            )
-        child = pulumi.ResourceOptions(parent=self)
-        # A relative context keeps the plan identical on every machine (the program runs from the root).
-        context = os.path.relpath(args.context)
+        self._name = name
         self.digests = {}
         self.refs = {}
+        if args.deploy_build is not None:
+            self.tag = args.deploy_build
+            self._pushed(args.repository_urls, args.deploy_build)
+        elif args.git_sha is None:
+            raise ValueError(
+                "no git commit (GITHUB_SHA unset, git rev-parse failed): a build needs one for its tag; "
+                "deploy an already pushed build with images.deployBuild instead"
+            )
+        else:
+            self.tag = build_tag(args.version, args.git_sha)
+            self._build(args, args.git_sha)
+        self.register_outputs({"digests": self.digests, "refs": self.refs, "tag": self.tag})
+
+    def _pushed(self, repository_urls: Mapping[str, pulumi.Input[str]], tag: str) -> None:
+        """The digests an earlier deployment pushed under ``tag``; no build, no push."""
+        for image in IMAGE_NAMES:
+            url = pulumi.Output.from_input(repository_urls[image])
+            found = aws.ecr.get_image_output(
+                repository_name=url.apply(repository_name),
+                image_tag=tag,
+                opts=pulumi.InvokeOutputOptions(parent=self),
+            )
+            self.digests[image] = found.image_digest
+            self.refs[image] = pulumi.Output.all(url, found.image_digest).apply(lambda v: f"{v[0]}@{v[1]}")
+
+    def _build(self, args: ImagesArgs, git_sha: str) -> None:
+        # docker-build deletes an Image's pushed tags when the resource goes (a rollback declares none):
+        # a release stays in the registry until the repository's lifecycle policy expires it.
+        child = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
+        name = self._name
+        # A relative context keeps the plan identical on every machine (the program runs from the root).
+        context = os.path.relpath(args.context)
         for image in IMAGE_NAMES:
             url = pulumi.Output.from_input(args.repository_urls[image])
             # A short-lived (12 h) token, fetched at deployment time; never stored in config.
@@ -108,10 +144,10 @@ class Images(pulumi.ComponentResource):
                 context=docker_build.BuildContextArgs(location=context),
                 dockerfile=docker_build.DockerfileArgs(location=str(Path(context) / dockerfile_path(image))),
                 platforms=[PLATFORM],
-                tags=url.apply(lambda u: image_tags(u, args.version, args.git_sha)),
+                tags=url.apply(lambda u: [f"{u}:{self.tag}"]),
                 labels={
                     "org.opencontainers.image.version": args.version,
-                    "org.opencontainers.image.revision": args.git_sha or "unknown",
+                    "org.opencontainers.image.revision": git_sha,
                     "org.opencontainers.image.title": f"ai-agents-{image}",
                 },
                 push=True,
@@ -144,4 +180,3 @@ class Images(pulumi.ComponentResource):
             )
             self.digests[image] = built.digest
             self.refs[image] = pulumi.Output.all(url, built.digest).apply(lambda v: f"{v[0]}@{v[1]}")
-        self.register_outputs({"digests": self.digests, "refs": self.refs})

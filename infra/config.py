@@ -25,7 +25,9 @@ from pydantic.alias_generators import to_camel
 
 from components.cache_settings import CacheSettings
 from components.cluster_settings import ClusterSettings
+from components.cost_settings import CostSettings
 from components.database_settings import DatabaseSettings
+from components.images_settings import ImagesSettings
 from components.monitoring_settings import MonitoringSettings
 from components.network_settings import NetworkSettings
 from components.platform_settings import PlatformSettings
@@ -71,12 +73,16 @@ class StackConfig(Section):
     """ElastiCache (Redis protocol), the Celery broker."""
     registry: RegistrySettings = RegistrySettings()
     """ECR repositories."""
+    images: ImagesSettings = ImagesSettings()
+    """Which build the workloads run: this checkout's, or an already pushed one (rollback)."""
     platform: PlatformSettings
     """Domain, TLS and the cluster add-ons."""
     app: AppSettings
     """The service's workloads."""
     monitoring: MonitoringSettings = MonitoringSettings()
     """Prometheus, Grafana, alerts and CloudWatch alarms."""
+    cost: CostSettings = CostSettings()
+    """Usage assumptions of the cost estimate in plan.md (the budget is a policy pack knob)."""
 
     @property
     def is_production(self) -> bool:

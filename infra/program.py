@@ -289,18 +289,14 @@ def main() -> None:
         ),
         on_aws,
     )
-    git_sha = current_git_sha(REPO_ROOT)
-    if git_sha is None:
-        pulumi.log.warn(
-            "no git SHA (not a checkout, GITHUB_SHA unset): images are tagged with the version only"
-        )
     images = Images(
         prefix,
         ImagesArgs(
             repository_urls=registry.repository_urls,
             version=config.app.version,
-            git_sha=git_sha,
+            git_sha=current_git_sha(REPO_ROOT),
             context=REPO_ROOT,
+            deploy_build=config.images.deploy_build,
         ),
         on_aws,
     )
@@ -340,6 +336,7 @@ def main() -> None:
     export_data_stores(database, cache)
     pulumi.export("repositoryUrls", registry.repository_urls)
     pulumi.export("imageDigests", images.digests)
+    pulumi.export("imageTag", images.tag)
     pulumi.export("redisAuthSecretArn", secrets.redis_auth_secret_arn)
     pulumi.export("llmApiKeySecretArn", secrets.llm_api_key_secret_arn)
     pulumi.export("tenantSecretPrefix", secrets.tenant_secret_prefix)

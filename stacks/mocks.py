@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import pulumi
@@ -264,9 +264,15 @@ def _random_id(c: _Ctx) -> tuple[str, Props]:
     return raw, {"hex": raw, "dec": str(int(raw, 16))}
 
 
+def pushed_digest(tagged_ref: str) -> str:
+    """The digest the mock registry holds under ``<repository url>:<tag>``: what a build pushed there, and
+    what a later look-up of that tag finds."""
+    return "sha256:" + hashlib.sha256(tagged_ref.encode()).hexdigest()
+
+
 def _docker_image(c: _Ctx) -> tuple[str, Props]:
     tags = [str(t) for t in cast(list[Any], c.inputs.get("tags") or [])]
-    digest = "sha256:" + hashlib.sha256(c.name.encode() + json.dumps(tags).encode()).hexdigest()
+    digest = pushed_digest(tags[0]) if tags else pushed_digest(c.name)
     ref = f"{tags[0].rsplit(':', 1)[0]}@{digest}" if tags else f"{c.name}@{digest}"
     return digest, {"digest": digest, "ref": ref}
 
@@ -334,6 +340,15 @@ def _invoke_answers(region: str) -> dict[str, Callable[[Props], Props]]:
             "state": "available",
             "id": region,
         },
+        "aws:ecr/getImage:getImage": lambda args: {
+            "imageDigest": pushed_digest(
+                f"{ACCOUNT_ID}.dkr.ecr.{region}.amazonaws.com/{args['repositoryName']}:{args['imageTag']}"
+            ),
+            "imageTags": [args["imageTag"]],
+            "registryId": ACCOUNT_ID,
+            "repositoryName": args["repositoryName"],
+            "id": args["imageTag"],
+        },
         "aws:ecr/getAuthorizationToken:getAuthorizationToken": lambda _: {
             "authorizationToken": "QVdTOm1vY2s=",
             "userName": "AWS",
@@ -360,6 +375,11 @@ class Registration:
     inputs: Props
     # What the mocks answered (id aside): lets tests check that one resource got another's output.
     outputs: Props
+    # Resource options the engine acts on when replacing, deleting or waiting.
+    retain_on_delete: bool = False
+    delete_before_replace: bool = False
+    # "create"/"update"/"delete" → a Go duration ("30m"), only the ones the program set.
+    custom_timeouts: dict[str, str] = field(default_factory=dict[str, str])
 
 
 class PlanMocks(pulumi.runtime.Mocks):
@@ -409,6 +429,11 @@ def protocol_inputs(struct: Any) -> Props:
     return cast(Props, _references_as_urns(json_format.MessageToDict(struct)))
 
 
+def _timeouts(request: Any) -> dict[str, str]:
+    timeouts = request.customTimeouts
+    return {kind: value for kind in ("create", "update", "delete") if (value := getattr(timeouts, kind))}
+
+
 class CapturingMonitor(MockMonitor):
     """The mock monitor, recording what the engine would receive: parent, dependencies, protect."""
 
@@ -445,6 +470,9 @@ class CapturingMonitor(MockMonitor):
                     custom=bool(request.custom),
                     inputs=protocol_inputs(request.object),
                     outputs=self._outputs(response.urn),
+                    retain_on_delete=bool(request.retainOnDelete),
+                    delete_before_replace=bool(request.deleteBeforeReplace),
+                    custom_timeouts=_timeouts(request),
                 )
             )
         return response

@@ -12,6 +12,7 @@ from components.images import (
     IMAGE_NAMES,
     Images,
     ImagesArgs,
+    build_tag,
     current_git_sha,
     dockerfile_path,
     registry_address,
@@ -24,14 +25,21 @@ from tests.infra.k8s_fixtures import GIT_SHA, IMAGE, REPOSITORY_URLS
 REGISTRY = registry_address(REPOSITORY_URLS["api"])
 
 
-def build(git_sha: str | None) -> tuple[Captured, dict[str, str]]:
+OTHER_SHA = "fedcba9876543210fedcba9876543210fedcba98"
+
+
+def build(git_sha: str | None, deploy_build: str | None = None) -> tuple[Captured, dict[str, str]]:
     refs: dict[str, str] = {}
 
     def program() -> None:
         images = Images(
             "images",
             ImagesArgs(
-                repository_urls=dict(REPOSITORY_URLS), version="1.4.2", git_sha=git_sha, context=REPO_ROOT
+                repository_urls=dict(REPOSITORY_URLS),
+                version="1.4.2",
+                git_sha=git_sha,
+                context=REPO_ROOT,
+                deploy_build=deploy_build,
             ),
         )
         for name, ref in images.refs.items():
@@ -59,11 +67,50 @@ def test_each_image_builds_its_dockerfile_for_amd64(
 
 
 @pytest.mark.parametrize("name", IMAGE_NAMES)
-def test_tags_are_version_and_commit_in_its_repository(
+def test_one_tag_per_build_with_the_version_as_a_label(
     built: tuple[Captured, dict[str, str]], name: str
 ) -> None:
+    """The repositories' tags are immutable: a tag shared by two builds (the version alone) fails the
+    second deploy with ImageTagAlreadyExistsException. `<version>-<commit>` names exactly one build."""
     image = built[0].inputs(IMAGE, f"images-{name}")
-    assert image["tags"] == [f"{REPOSITORY_URLS[name]}:1.4.2", f"{REPOSITORY_URLS[name]}:{GIT_SHA}"]
+    assert image["tags"] == [f"{REPOSITORY_URLS[name]}:{build_tag('1.4.2', GIT_SHA)}"]
+    assert build_tag("1.4.2", GIT_SHA) == f"1.4.2-{GIT_SHA}"
+    assert image["labels"]["org.opencontainers.image.version"] == "1.4.2"
+    assert image["labels"]["org.opencontainers.image.revision"] == GIT_SHA
+
+
+def test_two_commits_of_one_version_share_no_tag(built: tuple[Captured, dict[str, str]]) -> None:
+    later, _ = build(OTHER_SHA)
+    for name in IMAGE_NAMES:
+        first = set(built[0].inputs(IMAGE, f"images-{name}")["tags"])
+        second = set(later.inputs(IMAGE, f"images-{name}")["tags"])
+        assert first and second and not first & second, (first, second)
+
+
+@pytest.mark.parametrize("name", IMAGE_NAMES)
+def test_pushed_releases_outlive_their_image_resource(
+    built: tuple[Captured, dict[str, str]], name: str
+) -> None:
+    """docker-build deletes the pushed tags when its Image resource is deleted: a rollback (which declares
+    no build) or a renamed resource would erase the release being rolled back from. Expiry is the
+    registry's lifecycle policy's job."""
+    assert built[0].one(IMAGE, f"images-{name}").retain_on_delete is True
+
+
+def test_a_deploy_build_redeploys_the_pushed_digests_without_building(
+    built: tuple[Captured, dict[str, str]],
+) -> None:
+    """The rollback path: naming an already pushed build looks its digests up in the registry and builds
+    nothing, so nothing is pushed again (whatever the checkout)."""
+    _, pushed = built
+    captured, refs = build(OTHER_SHA, deploy_build=build_tag("1.4.2", GIT_SHA))
+    assert captured.of_type(IMAGE) == []
+    assert refs == pushed
+
+
+def test_without_a_commit_there_is_no_build_to_name() -> None:
+    with pytest.raises(ValueError, match="deployBuild"):
+        build(None)
 
 
 @pytest.mark.parametrize("name", IMAGE_NAMES)
@@ -91,11 +138,6 @@ def test_refs_pin_the_pushed_digest(built: tuple[Captured, dict[str, str]]) -> N
     for name in IMAGE_NAMES:
         repository, _, digest = refs[name].partition("@sha256:")
         assert repository == REPOSITORY_URLS[name] and len(digest) == 64
-
-
-def test_without_a_commit_only_the_version_tag() -> None:
-    captured, _ = build(None)
-    assert captured.inputs(IMAGE, "images-api")["tags"] == [f"{REPOSITORY_URLS['api']}:1.4.2"]
 
 
 def test_git_sha_prefers_ci_then_git_then_none(tmp_path: Path) -> None:
