@@ -47,8 +47,6 @@ def plan(
     ] = None,
 ) -> None:
     """Run the program offline under Pulumi's mocks and write build/plan/<stack>/."""
-    from policy.cost import UnpricedError
-    from stacks.cost import plan_cost
     from stacks.plan import default_out_dir, load_config, run_program, write_plan
     from stacks.report import counts_by_type, render_plan_markdown
 
@@ -67,13 +65,8 @@ def plan(
 
     target = out_dir or default_out_dir(stack)
     verdict, manifests = write_plan(result, target, _phase)
-    try:
-        cost, cost_section = plan_cost(result.to_json()["resources"], config.aws.region, config.cost, target)
-    except UnpricedError as exc:
-        raise _fail(f"cost estimate: {exc} (add it to policy/prices.json; docs/cost.md)") from None
-    _phase(f"estimated cost: ${cost.total:,.2f}/month (price table {cost.price_version})")
     (target / "plan.md").write_text(
-        render_plan_markdown(result.to_json(), verdict, manifests, cost_section), encoding="utf-8"
+        render_plan_markdown(result.to_json(), verdict, manifests), encoding="utf-8"
     )
 
     table = Table(title=f"plan: {stack}", title_justify="left")
@@ -101,9 +94,8 @@ def diff(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write the markdown here")] = None,
     limit: Annotated[int, typer.Option(help="fold details past this many characters")] = 60_000,
 ) -> None:
-    """Markdown diff of two offline plans, with the monthly cost delta and the new plan's policy verdict."""
+    """Markdown diff of two offline plans, with the new plan's policy verdict (for PR comments)."""
     from stacks import diff as plan_diff
-    from stacks.cost import diff_cost
     from stacks.plan import check_policies
 
     try:
@@ -111,8 +103,7 @@ def diff(
     except plan_diff.PlanFileError as exc:
         raise _fail(str(exc)) from None
     verdict = check_policies(after)
-    cost = diff_cost(old, new, before, after)
-    markdown = plan_diff.render(plan_diff.diff_plans(before, after), verdict, limit, cost)
+    markdown = plan_diff.render(plan_diff.diff_plans(before, after), verdict, limit)
     if output:
         output.write_text(markdown, encoding="utf-8")
         out.print(f"wrote {output}", highlight=False)
@@ -251,11 +242,6 @@ def config_doc(
     DOC_PATH.parent.mkdir(parents=True, exist_ok=True)
     DOC_PATH.write_text(text, encoding="utf-8")
     out.print(f"wrote {DOC_PATH}")
-
-
-from stacks.cost_refresh import prices_app  # noqa: E402 - the `prices` sub-commands (refresh)
-
-app.add_typer(prices_app, name="prices")
 
 
 def main() -> None:
