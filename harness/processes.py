@@ -45,6 +45,8 @@ class ServiceProcess:
         self.name = name
         self.argv = argv
         self.env = base_env(env)
+        # The source tree it runs from: a test can start another release's code from a copy.
+        self.cwd = REPO
         self.log_path = Path(tempfile.mkstemp(prefix=f"{name}-", suffix=".log")[1])
         self.process: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
@@ -54,7 +56,12 @@ class ServiceProcess:
         self._log_offset = self.log_path.stat().st_size
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            self.argv, env=self.env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            self.argv,
+            env=self.env,
+            cwd=self.cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def logs(self) -> str:
