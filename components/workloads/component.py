@@ -87,6 +87,13 @@ def digest_of(image_ref: str) -> str:
     return digest
 
 
+# How long the migrations may run, and how long Pulumi waits for the Job: longer, by the time a pod
+# needs to be scheduled and pull its image, so Pulumi never reports a migration failed (its default wait
+# is 10 minutes) while Kubernetes still lets it run.
+MIGRATIONS_DEADLINE_SECONDS = 900
+MIGRATIONS_WAIT = "20m"
+
+
 def migrations_job_name(image_ref: str) -> str:
     """One Job per migrations image: a new release gets a new name (and runs once), a re-run does not."""
     return f"migrate-{digest_of(image_ref)[:12]}"
@@ -250,7 +257,7 @@ class Workloads(pulumi.ComponentResource):
             spec=k8s.batch.v1.JobSpecArgs(
                 # Two retries, then the deployment fails loudly instead of rolling out the new code.
                 backoff_limit=2,
-                active_deadline_seconds=900,
+                active_deadline_seconds=MIGRATIONS_DEADLINE_SECONDS,
                 completions=1,
                 parallelism=1,
                 template=k8s.core.v1.PodTemplateSpecArgs(
@@ -261,7 +268,12 @@ class Workloads(pulumi.ComponentResource):
                 ),
             ),
             # No ttlSecondsAfterFinished: the finished Job is the record that this release migrated.
-            opts=self._in_ns.merge(pulumi.ResourceOptions(depends_on=list(after))),
+            opts=self._in_ns.merge(
+                pulumi.ResourceOptions(
+                    depends_on=list(after),
+                    custom_timeouts=pulumi.CustomTimeouts(create=MIGRATIONS_WAIT, update=MIGRATIONS_WAIT),
+                )
+            ),
         )
 
     def _deployment(

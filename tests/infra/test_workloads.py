@@ -4,6 +4,7 @@ API, the public routes, TLS from the configured issuer, PDBs, HPAs, IRSA and net
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pytest
@@ -117,6 +118,28 @@ def test_digest_helpers_refuse_tags() -> None:
     assert (
         migrations_job_name(f"{REPOSITORY_URLS['migrations']}@sha256:{'ab' * 32}") == "migrate-abababababab"
     )
+
+
+def go_duration_seconds(value: str) -> int:
+    """Seconds of a Pulumi custom timeout such as ``20m`` or ``1h30m``."""
+    units = {"h": 3600, "m": 60, "s": 1}
+    parts = re.findall(r"(\d+)([hms])", value)
+    assert parts and "".join(n + u for n, u in parts) == value, value
+    return sum(int(n) * units[u] for n, u in parts)
+
+
+def test_pulumi_waits_for_the_migrations_longer_than_they_may_run(
+    stack: tuple[StackConfig, Captured],
+) -> None:
+    """Pulumi gives up on a Job after 10 minutes unless told otherwise; a migration allowed 15 would be
+    reported failed while it still runs, and the next `up` would find it half done."""
+    _, captured = stack
+    registration = captured.one(JOB, "app-migrations")
+    deadline = captured.inputs(JOB, "app-migrations")["spec"]["activeDeadlineSeconds"]
+    for kind in ("create", "update"):
+        assert go_duration_seconds(registration.custom_timeouts[kind]) > deadline, (
+            registration.custom_timeouts
+        )
 
 
 def test_migrations_job_is_named_by_its_image_and_bounded(stack: tuple[StackConfig, Captured]) -> None:
