@@ -28,6 +28,19 @@ NODE_POLICIES = (
     "AmazonSSMManagedInstanceCore",
 )
 ROOT_DEVICE = "/dev/xvda"
+# A rolling node update takes one node out of service at a time (EKS surges new nodes first).
+NODE_UPDATE_CONFIG = {"maxUnavailable": 1}
+NODE_GROUP_TYPE = "aws:eks/nodeGroup:NodeGroup"
+
+
+def node_group_update_config(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:
+    """Set updateConfig on the aws.eks.NodeGroup pulumi-eks's ManagedNodeGroup creates (it has no such
+    argument); transforms reach the children of remote components."""
+    if args.type_ != NODE_GROUP_TYPE:
+        return None
+    return pulumi.ResourceTransformResult(
+        props={**args.props, "updateConfig": NODE_UPDATE_CONFIG}, opts=args.opts
+    )
 
 
 @dataclass(frozen=True)
@@ -55,6 +68,7 @@ class Cluster(pulumi.ComponentResource):
         self._name = name
         self._child = pulumi.ResourceOptions(parent=self)
         settings = args.settings
+        self._kubernetes_version = settings.kubernetes_version
 
         # EKS would create this group itself, unencrypted and kept forever; audit logs deserve better.
         log_group = aws.cloudwatch.LogGroup(
@@ -110,9 +124,9 @@ class Cluster(pulumi.ComponentResource):
         self.kubeconfig = pulumi.Output.secret(cluster.kubeconfig_json)
 
         networking = self._networking_addons(cluster)
-        node_role = self._node_role()
+        node_role, node_policies = self._node_role()
         groups = [
-            self._node_group(cluster, node_role, group, args, after=networking)
+            self._node_group(cluster, node_role, group, args, after=[*networking, *node_policies])
             for group in settings.node_groups
         ]
         scheduled = self._scheduled_addons(cluster, groups)
@@ -134,20 +148,23 @@ class Cluster(pulumi.ComponentResource):
             }
         )
 
-    def _node_role(self) -> aws.iam.Role:
+    def _node_role(self) -> tuple[aws.iam.Role, list[aws.iam.RolePolicyAttachment]]:
+        """The nodes' role and its policy attachments (what uses the role must depend on both)."""
         role = aws.iam.Role(
             f"{self._name}-node",
             assume_role_policy=service_trust_policy("ec2.amazonaws.com"),
             opts=self._child,
         )
-        for policy in NODE_POLICIES:
+        attachments = [
             aws.iam.RolePolicyAttachment(
                 f"{self._name}-node-{policy}",
                 role=role.name,
                 policy_arn=MANAGED_POLICY + policy,
                 opts=self._child,
             )
-        return role
+            for policy in NODE_POLICIES
+        ]
+        return role, attachments
 
     def _node_group(
         self,
@@ -180,7 +197,12 @@ class Cluster(pulumi.ComponentResource):
         return eks.ManagedNodeGroup(
             f"{self._name}-{group.name}",
             cluster=cluster,
-            node_group_name=f"{self._name}-{group.name}",
+            # A prefix, not a name: a change that replaces the group (instance types, capacity type,
+            # subnets) creates the new group before deleting the old, instead of failing on the name.
+            node_group_name_prefix=f"{self._name}-{group.name}-",
+            # With a custom launch template pulumi-eks leaves the version unset, and the nodes would stay
+            # behind when kubernetesVersion is raised; EKS rolls them once the control plane is upgraded.
+            version=args.settings.kubernetes_version,
             node_role_arn=role.arn,
             subnet_ids=args.private_subnet_ids,
             instance_types=group.instance_types,
@@ -194,11 +216,16 @@ class Cluster(pulumi.ComponentResource):
             ),
             # The autoscaler owns the size after creation; a later `pulumi up` must not reset it.
             ignore_scaling_changes=True,
-            # Nodes boot with the managed CNI (and its IRSA role) already in place.
-            opts=self._child.merge(pulumi.ResourceOptions(depends_on=list(after))),
+            # Nodes boot with the managed CNI (and its IRSA role) already in place; on destroy the node
+            # role's policies go only after the nodes.
+            opts=self._child.merge(
+                pulumi.ResourceOptions(depends_on=list(after), transforms=[node_group_update_config])
+            ),
         )
 
-    def _addon_role(self, addon: str, service_account: str, policy: str) -> aws.iam.Role:
+    def _addon_role(
+        self, addon: str, service_account: str, policy: str
+    ) -> tuple[aws.iam.Role, aws.iam.RolePolicyAttachment]:
         """An IRSA role for an add-on's kube-system service account, with one AWS managed policy."""
         role = irsa_role(
             f"{self._name}-{addon}",
@@ -208,10 +235,10 @@ class Cluster(pulumi.ComponentResource):
             service_account=service_account,
             opts=self._child,
         )
-        aws.iam.RolePolicyAttachment(
+        attachment = aws.iam.RolePolicyAttachment(
             f"{self._name}-{addon}", role=role.name, policy_arn=MANAGED_POLICY + policy, opts=self._child
         )
-        return role
+        return role, attachment
 
     def _networking_addons(self, cluster: eks.Cluster) -> list[aws.eks.Addon]:
         """vpc-cni and kube-proxy: daemons every node needs, installed before the nodes join."""
@@ -243,17 +270,27 @@ class Cluster(pulumi.ComponentResource):
         self,
         addon: str,
         opts: pulumi.ResourceOptions,
-        service_account_role: aws.iam.Role | None = None,
+        service_account_role: tuple[aws.iam.Role, aws.iam.RolePolicyAttachment] | None = None,
         configuration: dict[str, str] | None = None,
     ) -> aws.eks.Addon:
+        role, attachment = service_account_role or (None, None)
+        # EKS's default version of the add-on for the cluster's Kubernetes version: without one, an
+        # add-on stays at the version it was installed with when the control plane is upgraded.
+        version = aws.eks.get_addon_version_output(
+            addon_name=addon,
+            kubernetes_version=self._kubernetes_version,
+            opts=pulumi.InvokeOutputOptions(parent=self),
+        )
         return aws.eks.Addon(
             f"{self._name}-{addon}",
             cluster_name=self.name,
             addon_name=addon,
-            service_account_role_arn=service_account_role.arn if service_account_role else None,
+            addon_version=version.version,
+            service_account_role_arn=role.arn if role else None,
             configuration_values=json.dumps(configuration) if configuration else None,
             # Take over the self-managed copies EKS bootstrapped.
             resolve_conflicts_on_create="OVERWRITE",
             resolve_conflicts_on_update="PRESERVE",
-            opts=opts,
+            # On destroy, the add-on goes before the permissions it runs with.
+            opts=opts.merge(pulumi.ResourceOptions(depends_on=[attachment] if attachment else [])),
         )

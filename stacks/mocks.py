@@ -233,7 +233,14 @@ def _launch_template(c: _Ctx) -> tuple[str, Props]:
 
 
 def _managed_node_group(c: _Ctx) -> tuple[str, Props]:
-    return c.physical_name("nodeGroupName"), {}
+    prefix = c.inputs.get("nodeGroupNamePrefix")
+    return (f"{prefix}{_hex(c.name, 26)}" if prefix else c.physical_name("nodeGroupName")), {}
+
+
+def mock_addon_version(addon: str, kubernetes_version: str) -> str:
+    """What the mocks answer as EKS's default version of ``addon`` for a Kubernetes version: a made-up
+    value that changes with the Kubernetes version, as the real defaults do."""
+    return f"v0.0.0-{addon}-k8s{kubernetes_version}-eksbuild.1"
 
 
 def _helm_release(c: _Ctx) -> tuple[str, Props]:
@@ -339,6 +346,12 @@ def _invoke_answers(region: str) -> dict[str, Callable[[Props], Props]]:
             "zoneIds": [f"euw1-az{i + 1}" for i in range(len(azs))],
             "state": "available",
             "id": region,
+        },
+        "aws:eks/getAddonVersion:getAddonVersion": lambda args: {
+            "addonName": args["addonName"],
+            "kubernetesVersion": args["kubernetesVersion"],
+            "version": mock_addon_version(args["addonName"], args["kubernetesVersion"]),
+            "id": args["addonName"],
         },
         "aws:ecr/getImage:getImage": lambda args: {
             "imageDigest": pushed_digest(

@@ -11,7 +11,7 @@ import pytest
 from components.cluster import CLUSTER_ADMIN_POLICY, CONTROL_PLANE_LOG_TYPES, Cluster, ClusterArgs
 from components.cluster_settings import ClusterSettings
 from infra.config import load_stack_file
-from stacks.mocks import is_secret
+from stacks.mocks import is_secret, mock_addon_version
 from tests.infra.checks import assert_children_parented, assert_irsa_trust
 from tests.infra.harness import Captured, resolve, run
 
@@ -296,3 +296,75 @@ def test_checks_catch_an_open_endpoint_and_imdsv1() -> None:
     template.inputs["metadataOptions"]["httpTokens"] = "optional"
     with pytest.raises(AssertionError, match="httpTokens"):
         nodes_are_private_with_imdsv2(captured)
+
+
+def test_node_groups_follow_the_cluster_version(
+    planned: tuple[ClusterSettings, Captured, dict[str, Any]],
+) -> None:
+    """With a custom launch template pulumi-eks does not default a node group's version: without one,
+    raising kubernetesVersion upgrades the control plane and leaves every node behind."""
+    settings, captured, _ = planned
+    for group in captured.of_type(NODE_GROUP):
+        assert captured.inputs(NODE_GROUP, group.name)["version"] == settings.kubernetes_version
+
+
+def test_node_groups_are_replaced_create_before_delete(
+    planned: tuple[ClusterSettings, Captured, dict[str, Any]],
+) -> None:
+    """A change that replaces a node group (instance types, capacity type, subnets) creates the new one
+    first; a fixed name would make EKS refuse the new group until the only one is gone."""
+    settings, captured, _ = planned
+    for group in settings.node_groups:
+        registration = captured.one(NODE_GROUP, f"{NAME}-{group.name}")
+        inputs = captured.inputs(NODE_GROUP, registration.name)
+        assert "nodeGroupName" not in inputs
+        assert inputs["nodeGroupNamePrefix"] == f"{NAME}-{group.name}-"
+        assert registration.delete_before_replace is False
+
+
+def test_node_group_updates_replace_one_node_at_a_time() -> None:
+    """pulumi-eks has no updateConfig argument: a transform sets it on the aws.eks.NodeGroup the component
+    creates, and leaves every other resource alone."""
+    from components.cluster import NODE_UPDATE_CONFIG, node_group_update_config
+
+    args = pulumi.ResourceTransformArgs(
+        custom=True,
+        type_="aws:eks/nodeGroup:NodeGroup",
+        name="g",
+        props={"clusterName": "c"},
+        opts=pulumi.ResourceOptions(),
+    )
+    result = node_group_update_config(args)
+    assert result is not None and result.props == {"clusterName": "c", "updateConfig": NODE_UPDATE_CONFIG}
+    assert NODE_UPDATE_CONFIG == {"maxUnavailable": 1}
+    other = pulumi.ResourceTransformArgs(
+        custom=True, type_="aws:iam/role:Role", name="r", props={}, opts=pulumi.ResourceOptions()
+    )
+    assert node_group_update_config(other) is None
+
+
+def test_policies_outlive_what_uses_them_on_destroy(
+    planned: tuple[ClusterSettings, Captured, dict[str, Any]],
+) -> None:
+    """Destroy runs dependencies backwards: a node group or add-on that does not depend on its role's
+    policy attachments may lose the permissions while it is still being drained."""
+    _, captured, _ = planned
+    node_role = captured.one(ROLE, f"{NAME}-node")
+    node_attachments = [a.urn for a in captured.of_type(ATTACHMENT) if node_role.urn in a.depends_on]
+    assert len(node_attachments) == 3
+    for group in captured.of_type(NODE_GROUP):
+        assert set(node_attachments) <= set(group.depends_on), group.name
+    for addon in captured.of_type(ADDON):
+        roles = [r.urn for r in captured.of_type(ROLE) if r.urn in addon.depends_on]
+        for role in roles:
+            attachments = [a.urn for a in captured.of_type(ATTACHMENT) if role in a.depends_on]
+            assert attachments and set(attachments) <= set(addon.depends_on), addon.name
+
+
+def test_addons_follow_the_cluster_version(planned: tuple[ClusterSettings, Captured, dict[str, Any]]) -> None:
+    """An add-on without a version stays where it was installed when the control plane moves on; each one
+    takes the version EKS names as the default for the cluster's Kubernetes version."""
+    settings, captured, _ = planned
+    for addon in captured.of_type(ADDON):
+        inputs = captured.inputs(ADDON, addon.name)
+        assert inputs["addonVersion"] == mock_addon_version(inputs["addonName"], settings.kubernetes_version)
