@@ -93,4 +93,22 @@ class Registry(pulumi.ComponentResource):
             )
             self.repository_urls[image] = repository.repository_url
             self.repository_arns[image] = repository.arn
+        # Enhanced scanning (Amazon Inspector): CVEs of the OS and language packages, re-checked as new ones
+        # are published, which the deploy's scan gate (python -m stacks scan-gate) reads per digest. The
+        # configuration is one per account and region: stacks sharing an account must share this resource.
+        aws.ecr.RegistryScanningConfiguration(
+            f"{name}-scanning",
+            scan_type="ENHANCED",
+            rules=[
+                aws.ecr.RegistryScanningConfigurationRuleArgs(
+                    scan_frequency="CONTINUOUS_SCAN",
+                    repository_filters=[
+                        aws.ecr.RegistryScanningConfigurationRuleRepositoryFilterArgs(
+                            filter=f"{name}/*", filter_type="WILDCARD"
+                        )
+                    ],
+                )
+            ],
+            opts=child,
+        )
         self.register_outputs({f"{image}_repository_url": url for image, url in self.repository_urls.items()})

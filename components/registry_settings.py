@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from components.settings import Section
@@ -14,3 +16,5 @@ class RegistrySettings(Section):
     """Days after which untagged images expire."""
     force_delete: bool = False
     """Let `pulumi destroy` delete repositories that still hold images (never in production)."""
+    scan_block_severity: Literal["CRITICAL", "HIGH", "MEDIUM", "LOW"] = "HIGH"
+    """Lowest scan-finding severity that stops a deploy (`python -m stacks scan-gate`) unless allowlisted."""

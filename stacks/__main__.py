@@ -1,3 +1,5 @@
-from stacks.cli import main
+from stacks.cli import app, main
+from stacks.scan_gate_cli import register
 
+register(app)
 main()

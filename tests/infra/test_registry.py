@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from typing import Any
 
@@ -80,3 +81,17 @@ def test_lifecycle_numbers_follow_settings() -> None:
         "rules"
     ]
     assert [r["selection"]["countNumber"] for r in rules] == [2, 5]
+
+
+def test_enhanced_scanning_covers_every_repository(stack: tuple[StackConfig, Captured]) -> None:
+    """Continuous Inspector scans of this stack's repositories: what the deploy's scan gate reads."""
+    config, captured = stack
+    (scanning,) = captured.of_type("aws:ecr/registryScanningConfiguration:RegistryScanningConfiguration")
+    assert scanning.inputs["scanType"] == "ENHANCED"
+    (rule,) = scanning.inputs["rules"]
+    assert rule["scanFrequency"] == "CONTINUOUS_SCAN"
+    (only,) = rule["repositoryFilters"]
+    assert only["filterType"] == "WILDCARD"
+    for repository in captured.of_type(REPOSITORY):
+        assert fnmatch.fnmatchcase(repository.inputs["name"], only["filter"])
+    assert config.registry.scan_block_severity == "HIGH", "production's bar: CRITICAL and HIGH stop a deploy"
