@@ -282,13 +282,41 @@ def test_deploys_run_only_from_main_or_release_tags(job: str, runs_for: set[str]
 def test_deploy_job_uses_the_environment_matching_its_role_and_no_stored_token() -> None:
     up = load(REPO_ROOT / ".github/workflows/deploy-stack.yml")["jobs"]["up"]
     assert up["environment"]["name"] == "${{ inputs.stack }}"
-    assert up["permissions"] == {"contents": "read", "id-token": "write"}
+    assert up["permissions"] == {"contents": "read", "id-token": "write", "attestations": "write"}
     credentials = next(s for s in up["steps"] if "configure-aws-credentials" in str(s.get("uses")))
     assert credentials["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
     pulumi = next(s for s in up["steps"] if str(s.get("uses", "")).startswith("pulumi/actions@"))
     assert pulumi["with"]["cloud-url"] == "${{ vars.PULUMI_BACKEND_URL }}"
     assert pulumi["with"]["stack-name"] == "${{ inputs.stack }}"
     assert "PULUMI_ACCESS_TOKEN" not in yaml.safe_dump(up)
+
+
+def test_deploy_pushes_attests_and_gates_the_images_before_the_full_update() -> None:
+    """The images are pushed alone, attested (SBOM, provenance) and scan-gated by the project's command on
+    their exact digests; only then does the update that rolls them out run."""
+    steps = load(REPO_ROOT / ".github/workflows/deploy-stack.yml")["jobs"]["up"]["steps"]
+    names = [s.get("name") or s.get("uses", "").split("@")[0] for s in steps]
+    push, gate = names.index("Build and push the images (nothing runs them yet)"), names.index("Scan gate")
+    full_up = max(n for n, s in enumerate(steps) if str(s.get("uses", "")).startswith("pulumi/actions@"))
+    assert push < gate < full_up
+    assert steps[push]["with"]["target"] == "${{ steps.image-targets.outputs.urns }}"
+    assert str(steps[push]["with"]["target-dependents"]).lower() == "false"
+    between = steps[push:gate]
+    for image in ("api", "worker", "migrations"):
+        digest = "${{ steps.digests.outputs." + image + "_digest }}"
+        provenance = [
+            s
+            for s in between
+            if "attest-build-provenance" in str(s.get("uses")) and s["with"]["subject-digest"] == digest
+        ]
+        assert len(provenance) == 1 and provenance[0]["with"]["push-to-registry"] is True
+        sbom = [s for s in between if "sbom-action" in str(s.get("uses")) and digest in s["with"]["image"]]
+        assert len(sbom) == 1 and sbom[0]["with"]["format"] == "cyclonedx-json"
+        assert digest in steps[gate]["env"][image.upper()]
+    assert steps[gate]["run"].startswith('.venv/bin/python -m stacks scan-gate "$STACK"')
+    for job in ("staging", "production"):  # a called workflow gets no more than its caller grants
+        caller = load(REPO_ROOT / ".github/workflows/deploy.yml")["jobs"][job]
+        assert caller["permissions"]["attestations"] == "write"
 
 
 def test_pr_preview_gets_only_the_read_only_role_and_no_stack_secrets() -> None:
