@@ -16,7 +16,7 @@ import pulumi_random as random
 
 from components.database_settings import DatabaseSettings
 from components.firewall import security_group_admitting_only
-from components.irsa import service_trust_policy
+from components.irsa import account_service_trust_policy
 
 POSTGRES_PORT = 5432
 MASTER_USERNAME = "dbadmin"
@@ -225,7 +225,7 @@ class Database(pulumi.ComponentResource):
         """The role Enhanced Monitoring assumes to publish OS metrics to CloudWatch."""
         role = aws.iam.Role(
             f"{self._name}-monitoring",
-            assume_role_policy=service_trust_policy(MONITORING_PRINCIPAL),
+            assume_role_policy=account_service_trust_policy(MONITORING_PRINCIPAL, self),
             opts=self._child,
         )
         aws.iam.RolePolicyAttachment(

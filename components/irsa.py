@@ -43,11 +43,26 @@ def policy_document(statements: Sequence[Statement]) -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
 
 
-def service_trust_policy(service: str) -> str:
-    """Trust for a role an AWS service assumes (``ec2.amazonaws.com``, ``vpc-flow-logs.amazonaws.com``…)."""
-    return policy_document(
-        [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]
-    )
+def service_trust_policy(service: str, source_account: str | None = None) -> str:
+    """Trust for a role an AWS service assumes (``ec2.amazonaws.com``, ``vpc-flow-logs.amazonaws.com``…).
+
+    With ``source_account``, the service may assume the role only on behalf of that account's resources
+    (``aws:SourceAccount``): the confused-deputy guard for services acting for many customers.
+    """
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": "sts:AssumeRole",
+    }
+    if source_account is not None:
+        statement["Condition"] = {"StringEquals": {"aws:SourceAccount": source_account}}
+    return policy_document([statement])
+
+
+def account_service_trust_policy(service: str, parent: pulumi.Resource) -> pulumi.Output[str]:
+    """``service_trust_policy`` restricted to the deploying account (looked up, never configured)."""
+    account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=parent)).account_id
+    return account.apply(lambda account_id: service_trust_policy(service, account_id))
 
 
 def irsa_role(

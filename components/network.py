@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.irsa import service_trust_policy
+from components.irsa import account_service_trust_policy
 from components.network_settings import NetworkSettings
 
 FLOW_LOG_PRINCIPAL = "vpc-flow-logs.amazonaws.com"
@@ -195,7 +195,7 @@ class Network(pulumi.ComponentResource):
         )
         role = aws.iam.Role(
             f"{self._name}-flow-logs",
-            assume_role_policy=service_trust_policy(FLOW_LOG_PRINCIPAL),
+            assume_role_policy=account_service_trust_policy(FLOW_LOG_PRINCIPAL, self),
             opts=self._child,
         )
         aws.iam.RolePolicy(

@@ -16,6 +16,7 @@ import pytest
 from components.database import PARAMETERS, Database, DatabaseArgs, first_secret_arn, parameter_group_family
 from components.database_settings import DatabaseSettings
 from infra.config import load_stack_file
+from stacks.mocks import ACCOUNT_ID
 from tests.infra.checks import assert_children_parented, assert_only_reachable_from
 from tests.infra.harness import Captured, resolve, run
 
@@ -185,6 +186,8 @@ def test_enhanced_monitoring_performance_insights_and_log_exports(
     assert role.urn in captured.one(INSTANCE).depends_on, "monitoringRoleArn is the monitoring role's"
     trust = json.loads(captured.inputs(ROLE)["assumeRolePolicy"])
     assert [s["Principal"] for s in trust["Statement"]] == [{"Service": "monitoring.rds.amazonaws.com"}]
+    # Confused deputy: RDS assumes it only for this account's instances.
+    assert trust["Statement"][0]["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT_ID}}
     attachment = captured.inputs(ATTACHMENT)
     assert attachment["policyArn"].endswith(":policy/service-role/AmazonRDSEnhancedMonitoringRole")
     assert role.urn in captured.one(ATTACHMENT).depends_on

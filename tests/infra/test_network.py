@@ -11,6 +11,7 @@ import pytest
 from components.network import Network, NetworkArgs, subnet_cidrs
 from components.network_settings import NetworkSettings
 from infra.config import load_stack_file
+from stacks.mocks import ACCOUNT_ID
 from tests.infra.harness import Captured, run
 
 LOGS_KEY = "arn:aws:kms:eu-west-1:123456789012:key/logs"
@@ -120,6 +121,11 @@ def test_flow_logs_capture_all_traffic_into_an_encrypted_group(
     assert all(r.startswith("arn:aws:logs:") for r in resources), (
         "the delivery role may write only its own group"
     )
+    trust = json.loads(captured.inputs("aws:iam/role:Role")["assumeRolePolicy"])
+    (statement,) = trust["Statement"]
+    assert statement["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
+    # Confused deputy: the flow-logs service assumes it only for this account's VPCs.
+    assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT_ID}}
 
 
 def test_s3_gateway_endpoint_serves_every_private_route_table(
