@@ -1,13 +1,17 @@
-"""Smoke test of a running instance: `python -m app.smoke --base-url URL [--tenant T --secret S]`.
+"""Smoke test of a running instance: `python -m app.smoke --base-url URL --tenant T --secret S`.
 
 The checks the old validation reports ran, done right: health JSON, readiness, OpenAPI docs, metrics
 (reachable in-cluster, *not* reachable through the public ingress), a 404 that is JSON, security
-headers, CORS preflight, a correctly signed webhook accepted (202 + job id) and its job reaching a
-terminal status (read with the tenant-signed GET /api/v1/jobs/{id}), a bad and a missing signature
-rejected with 401, and a response-time budget.
+headers, CORS preflight, a correctly signed webhook accepted (202 + job id) and its job reaching
+`succeeded` (read with the tenant-signed GET /api/v1/jobs/{id}; `--expect-job-status failed` is for
+tests only), a bad signature *for that real tenant* and a missing one rejected with 401, and a
+response-time budget. Against an https:// URL also: the certificate (chain valid, issuer, days to
+expiry), TLS 1.0/1.1 refused, and plain HTTP redirected to HTTPS.
 
-A PASS/FAIL table on stdout (or, with --json, one JSON document on stdout and nothing else); exit 0
-when every check passed (skipped checks need --tenant/--secret), 1 when any failed, 2 on bad usage.
+A check that cannot run (no tenant, an http:// URL for the TLS checks) is SKIP, and a skip fails the
+run unless it is allowed by id (`--allow-skip tls`): a smoke test that quietly checks less must not
+pass. A PASS/FAIL table on stdout (or, with --json, one JSON document on stdout and nothing else);
+exit 0 when every check passed or was an allowed skip, 1 otherwise, 2 on bad usage.
 
 Metrics: production's Ingress does not route /metrics (it is scraped in-cluster), so by default an
 https:// base URL expects /metrics to be *not* served (404) and an http:// one (local, in-cluster)
@@ -19,10 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
+import ssl
 import statistics
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -45,6 +52,25 @@ SECURITY_HEADERS = {
     "cache-control": "no-store",
 }
 DISALLOWED_ORIGIN = "https://smoke-test.invalid"
+REDIRECT_CODES = {301, 302, 307, 308}
+# Check id (for --allow-skip and the JSON report) -> the table's name.
+CHECKS = {
+    "health": "health",
+    "readiness": "readiness",
+    "openapi": "openapi docs",
+    "metrics": "metrics",
+    "not-found": "404 is JSON",
+    "security-headers": "security headers",
+    "cors": "CORS preflight",
+    "tls-certificate": "TLS certificate",
+    "legacy-tls": "TLS 1.0/1.1 refused",
+    "https-redirect": "HTTP redirects to HTTPS",
+    "webhook": "signed webhook accepted",
+    "job": "job reaches the expected status",
+    "bad-signature": "bad signature rejected",
+    "missing-signature": "missing signature rejected",
+    "response-time": "response time",
+}
 
 
 @dataclass
@@ -53,6 +79,7 @@ class Check:
     status: str
     detail: str
     duration_ms: float = 0.0
+    id: str = ""
 
 
 @dataclass
@@ -63,17 +90,29 @@ class Options:
     expect_metrics: bool | None = None
     cors_origin: str | None = None
     ticket_id: str | None = None
-    expect_job_status: str | None = None
+    expect_job_status: str = "succeeded"
     budget_ms: float = 1000.0
     job_timeout: float = 120.0
     request_timeout: float = 10.0
     json: bool = False
+    allow_skip: frozenset[str] = frozenset()
+    ca_bundle: str | None = None  # trust these CAs instead of the system's (a test CA)
+    expect_issuer: str | None = None  # a substring of the certificate issuer's name
+    min_cert_days: int = 14
+    http_url: str | None = None  # where plain HTTP is served (default: http://<host>)
 
     @property
     def metrics_expected(self) -> bool:
         if self.expect_metrics is not None:
             return self.expect_metrics
         return urlsplit(self.base_url).scheme != "https"
+
+    @property
+    def https(self) -> bool:
+        return urlsplit(self.base_url).scheme == "https"
+
+    def tls_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=self.ca_bundle)
 
 
 class Failed(Exception):
@@ -103,34 +142,46 @@ class Smoke:
     client: httpx.Client
     checks: list[Check] = field(default_factory=list)
     job_id: str | None = None
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
-    def run(self) -> list[Check]:
-        steps: list[tuple[str, Callable[[], str]]] = [
-            ("health", self.health),
-            ("readiness", self.readiness),
-            ("openapi docs", self.openapi),
-            ("metrics", self.metrics),
-            ("404 is JSON", self.not_found),
-            ("security headers", self.security_headers),
-            ("CORS preflight", self.cors),
-            ("signed webhook accepted", self.webhook_accepted),
-            ("job reaches a terminal status", self.job_terminal),
-            ("bad signature rejected", self.bad_signature),
-            ("missing signature rejected", self.missing_signature),
-            ("response time", self.response_time),
-        ]
-        for name, step in steps:
-            started = time.perf_counter()
-            try:
-                detail = step()
-                status = SKIP if detail.startswith("skipped") else PASS
-            except Failed as failure:
-                status, detail = FAIL, str(failure)
-            except httpx.HTTPError as error:
-                status, detail = FAIL, f"{type(error).__name__}: {error}"
-            elapsed = (time.perf_counter() - started) * 1000
-            self.checks.append(Check(name, status, detail, round(elapsed, 1)))
+    def steps(self) -> dict[str, Callable[[], str]]:
+        return {
+            "health": self.health,
+            "readiness": self.readiness,
+            "openapi": self.openapi,
+            "metrics": self.metrics,
+            "not-found": self.not_found,
+            "security-headers": self.security_headers,
+            "cors": self.cors,
+            "tls-certificate": self.tls_certificate,
+            "legacy-tls": self.legacy_tls,
+            "https-redirect": self.https_redirect,
+            "webhook": self.webhook_accepted,
+            "job": self.job_status,
+            "bad-signature": self.bad_signature,
+            "missing-signature": self.missing_signature,
+            "response-time": self.response_time,
+        }
+
+    def run(self, only: Sequence[str] | None = None) -> list[Check]:
+        for check_id, step in self.steps().items():
+            if only is None or check_id in only:
+                self.checks.append(self.run_one(check_id, step))
         return self.checks
+
+    def run_one(self, check_id: str, step: Callable[[], str]) -> Check:
+        started = time.perf_counter()
+        try:
+            detail = step()
+            status = SKIP if detail.startswith("skipped") else PASS
+        except Failed as failure:
+            status, detail = FAIL, str(failure)
+        except (httpx.HTTPError, OSError) as error:
+            status, detail = FAIL, f"{type(error).__name__}: {error}"
+        if status == SKIP and check_id not in self.options.allow_skip:
+            status, detail = FAIL, f"{detail}; a skipped check fails unless --allow-skip {check_id}"
+        elapsed = (time.perf_counter() - started) * 1000
+        return Check(CHECKS[check_id], status, detail, round(elapsed, 1), check_id)
 
     # --- checks --------------------------------------------------------------------------------
 
@@ -219,13 +270,14 @@ class Smoke:
 
     def _payload(self) -> bytes:
         ticket = self.options.ticket_id or f"smoke-{uuid.uuid4().hex[:12]}"
-        return json.dumps(
-            {"ticket_id": ticket, "subject": "Smoke test", "description": "Deployment smoke test."}
-        ).encode()
+        # A run id in the body: a re-run against the same ticket is a new delivery, not a replay.
+        description = f"Deployment smoke test {self.run_id}."
+        return json.dumps({"ticket_id": ticket, "subject": "Smoke test", "description": description}).encode()
 
     def _post(self, body: bytes, signature: str | None) -> httpx.Response:
         headers = {
             "Content-Type": "application/json",
+            # Without a tenant only the missing-signature check runs, and any tenant id answers 401.
             "X-Tenant-ID": self.options.tenant or "smoke-test",
             "X-Delivery-ID": f"smoke-{uuid.uuid4()}",
         }
@@ -254,7 +306,7 @@ class Smoke:
         self.job_id = str(job_id)
         return f"202, job {job_id}"
 
-    def job_terminal(self) -> str:
+    def job_status(self) -> str:
         credentials = self._credentials()
         if credentials is None:
             return "skipped: needs --tenant and --secret"
@@ -280,15 +332,97 @@ class Smoke:
             time.sleep(0.5)
         expected = self.options.expect_job_status
         error = f" ({job.get('error')})" if job.get("error") else ""
-        _expect(expected is None or status == expected, f"{status}{error}, expected {expected}")
+        _expect(status == expected, f"{status}{error}, expected {expected}")
         return f"{status}{error} after {job.get('attempts')} attempt(s)"
 
     def bad_signature(self) -> str:
+        """The real tenant with a wrong secret: an unknown tenant is refused whatever the signature,
+        so only a known one proves the signature is checked."""
+        if self._credentials() is None:
+            return "skipped: needs --tenant and --secret (an unknown tenant proves nothing)"
         body = self._payload()
         response = self._post(body, sign(f"wrong-{uuid.uuid4().hex}", body))
         _expect(response.status_code == 401, f"answered {response.status_code}, expected 401")
         _expect("detail" in _json(response), "no JSON detail")
-        return "401 with JSON detail"
+        return f"401 with JSON detail for tenant {self.options.tenant}"
+
+    # --- TLS (https:// base URLs) ------------------------------------------------------------
+
+    def _host_port(self) -> tuple[str, int]:
+        url = urlsplit(self.options.base_url)
+        return url.hostname or "", url.port or 443
+
+    def tls_certificate(self) -> str:
+        if not self.options.https:
+            return "skipped: needs an https:// base URL"
+        host, port = self._host_port()
+        try:
+            with (
+                socket.create_connection((host, port), timeout=self.options.request_timeout) as raw,
+                self.options.tls_context().wrap_socket(raw, server_hostname=host) as tls,
+            ):
+                cert, version = tls.getpeercert() or {}, tls.version()
+        except ssl.SSLCertVerificationError as error:
+            raise Failed(f"certificate chain not valid for {host}: {error.verify_message}") from None
+        except (ssl.SSLError, OSError) as error:
+            raise Failed(f"TLS handshake with {host}:{port} failed: {error}") from None
+        _expect("notAfter" in cert, f"{host} presented no certificate")
+        issuer = ", ".join(f"{k}={v}" for rdn in cert.get("issuer", ()) for k, v in rdn)
+        expected = self.options.expect_issuer
+        _expect(
+            expected is None or expected.lower() in issuer.lower(),
+            f"issuer {issuer!r}, expected {expected!r}",
+        )
+        days = int((ssl.cert_time_to_seconds(str(cert["notAfter"])) - time.time()) // 86400)
+        minimum = self.options.min_cert_days
+        _expect(days >= minimum, f"certificate expires in {days} days (< {minimum}); issuer {issuer}")
+        return f"{version}, chain valid, issuer {issuer}, expires in {days} days"
+
+    def legacy_tls(self) -> str:
+        if not self.options.https:
+            return "skipped: needs an https:// base URL"
+        host, port = self._host_port()
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # only the protocol version is in question here
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # offering them is the point
+            context.minimum_version = ssl.TLSVersion.TLSv1
+            context.maximum_version = ssl.TLSVersion.TLSv1_1
+        context.set_ciphers("DEFAULT:@SECLEVEL=0")
+        try:
+            with (
+                socket.create_connection((host, port), timeout=self.options.request_timeout) as raw,
+                context.wrap_socket(raw, server_hostname=host) as tls,
+            ):
+                accepted = tls.version()
+        except ssl.SSLError as error:
+            if "NO_PROTOCOLS_AVAILABLE" in str(error).upper():
+                return "skipped: this machine's OpenSSL cannot offer TLS 1.0/1.1"
+            return f"refused ({error.reason or error})"
+        except (ConnectionResetError, ConnectionAbortedError) as error:
+            return f"refused (connection closed: {type(error).__name__})"
+        except OSError as error:
+            raise Failed(f"could not reach {host}:{port}: {error}") from None
+        raise Failed(f"{host}:{port} accepted {accepted}")
+
+    def https_redirect(self) -> str:
+        if not self.options.https:
+            return "skipped: needs an https:// base URL"
+        host, _ = self._host_port()
+        plain = (self.options.http_url or f"http://{host}").rstrip("/")
+        response = self.client.get(f"{plain}/health")
+        location = response.headers.get("location", "")
+        _expect(
+            response.status_code in REDIRECT_CODES,
+            f"{plain}/health answered {response.status_code}, expected a redirect to https",
+        )
+        target = urlsplit(location)
+        _expect(
+            target.scheme == "https" and target.hostname == host,
+            f"redirects to {location!r}, not to https://{host}",
+        )
+        return f"{response.status_code} to {location}"
 
     def missing_signature(self) -> str:
         response = self._post(self._payload(), None)
@@ -308,15 +442,19 @@ class Smoke:
         return f"/health median {median:.0f} ms, max {worst:.0f} ms (budget {budget:.0f} ms)"
 
 
-def run_smoke(options: Options, transport: httpx.BaseTransport | None = None) -> list[Check]:
+def run_smoke(
+    options: Options, transport: httpx.BaseTransport | None = None, only: Sequence[str] | None = None
+) -> list[Check]:
+    """Every check (or the ids in `only`), in order."""
     with httpx.Client(
         base_url=options.base_url.rstrip("/"),
         timeout=options.request_timeout,
         follow_redirects=False,
         transport=transport,
+        verify=options.tls_context(),
         headers={"User-Agent": "ai-agents-smoke/1"},
     ) as client:
-        return Smoke(options, client).run()
+        return Smoke(options, client).run(only)
 
 
 def report(options: Options, checks: Sequence[Check]) -> dict[str, Any]:
@@ -324,6 +462,7 @@ def report(options: Options, checks: Sequence[Check]) -> dict[str, Any]:
     return {
         "base_url": options.base_url,
         "passed": counts["fail"] == 0,
+        "allowed_skips": sorted(options.allow_skip),
         "summary": counts,
         "checks": [asdict(check) for check in checks],
     }
@@ -364,7 +503,26 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     )
     parser.add_argument("--cors-origin", help="an origin CORS_ORIGINS allows: its preflight must succeed")
     parser.add_argument("--ticket-id", help="ticket id to post (default: a new smoke-… id)")
-    parser.add_argument("--expect-job-status", choices=TERMINAL, help="require this terminal job status")
+    parser.add_argument(
+        "--expect-job-status",
+        choices=TERMINAL,
+        default="succeeded",
+        help="the status the smoke job must reach (default: succeeded; `failed` is for tests)",
+    )
+    parser.add_argument(
+        "--allow-skip",
+        action="append",
+        default=[],
+        choices=sorted(CHECKS),
+        metavar="ID",
+        help=f"let this check be skipped (repeatable; ids: {', '.join(CHECKS)})",
+    )
+    parser.add_argument("--ca-bundle", help="PEM file of the CAs to trust (default: the system's)")
+    parser.add_argument("--expect-issuer", help="the certificate issuer must contain this text")
+    parser.add_argument(
+        "--min-cert-days", type=int, default=14, help="the certificate must be valid this many more days"
+    )
+    parser.add_argument("--http-url", help="plain-HTTP URL of the same host (default: http://<host>)")
     parser.add_argument("--budget-ms", type=float, default=1000.0, help="max /health response time")
     parser.add_argument("--job-timeout", type=float, default=120.0, help="seconds to wait for the job")
     parser.add_argument("--json", action="store_true", help="print one JSON report on stdout only")
@@ -385,6 +543,11 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         budget_ms=args.budget_ms,
         job_timeout=args.job_timeout,
         json=args.json,
+        allow_skip=frozenset(args.allow_skip),
+        ca_bundle=args.ca_bundle,
+        expect_issuer=args.expect_issuer,
+        min_cert_days=args.min_cert_days,
+        http_url=args.http_url,
     )
 
 
