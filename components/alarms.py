@@ -243,6 +243,8 @@ class AlarmsArgs:
     database_replica_identifiers: Sequence[pulumi.Input[str]] = ()
     # Deletion waits this long so a mistaken `pulumi destroy` can be undone with CancelKeyDeletion.
     key_deletion_window_days: int = 30
+    # Production: the engine refuses to delete or replace the topic's key (`protect`).
+    protect: bool = False
 
 
 class Alarms(pulumi.ComponentResource):
@@ -265,7 +267,7 @@ class Alarms(pulumi.ComponentResource):
             rotation_period_in_days=365,
             deletion_window_in_days=args.key_deletion_window_days,
             policy=account_id.apply(lambda acct: topic_key_policy(acct, args.region)),
-            opts=child,
+            opts=child.merge(pulumi.ResourceOptions(protect=args.protect)),
         )
         aws.kms.Alias(f"{name}-key", name=f"alias/{name}", target_key_id=key.key_id, opts=child)
         topic = aws.sns.Topic(f"{name}-topic", name=name, kms_master_key_id=key.arn, opts=child)

@@ -48,6 +48,8 @@ class CacheArgs:
     kms_key_arn: pulumi.Input[str]
     # The slow-log and engine-log CloudWatch groups.
     logs_kms_key_arn: pulumi.Input[str]
+    # Production: the engine refuses to delete or replace what holds state (`protect`).
+    protect: bool = False
 
 
 class Cache(pulumi.ComponentResource):
@@ -127,7 +129,7 @@ class Cache(pulumi.ComponentResource):
             log_delivery_configurations=[
                 self._log_delivery(log_type, args.logs_kms_key_arn) for log_type in LOG_TYPES
             ],
-            opts=self._child,
+            opts=self._child.merge(pulumi.ResourceOptions(protect=args.protect)),
         )
 
         self.primary_endpoint = group.primary_endpoint_address

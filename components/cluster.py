@@ -24,7 +24,9 @@ MANAGED_POLICY = "arn:aws:iam::aws:policy/"
 # The CNI permissions go to the aws-node service account (IRSA), not to every pod through the node role.
 NODE_POLICIES = (
     "AmazonEKSWorkerNodePolicy",
-    "AmazonEC2ContainerRegistryReadOnly",
+    # Pull only (ecr:BatchGetImage, GetDownloadUrlForLayer, GetAuthorizationToken): ReadOnly would also let
+    # anything on a node list and describe every repository and image in the account.
+    "AmazonEC2ContainerRegistryPullOnly",
     "AmazonSSMManagedInstanceCore",
 )
 ROOT_DEVICE = "/dev/xvda"
@@ -51,6 +53,8 @@ class ClusterArgs:
     secrets_kms_key_arn: pulumi.Input[str]
     logs_kms_key_arn: pulumi.Input[str]
     log_retention_days: int = 90
+    # Production: EKS refuses to delete the cluster and the engine refuses to delete or replace it.
+    protect: bool = False
 
 
 class Cluster(pulumi.ComponentResource):
@@ -82,6 +86,7 @@ class Cluster(pulumi.ComponentResource):
             f"{name}-eks",
             name=name,
             version=settings.kubernetes_version,
+            deletion_protection=args.protect,
             # Explicit: EKS's default (EXTENDED) bills the extended-support rate once the version ages.
             upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type=settings.upgrade_policy),
             vpc_id=args.vpc_id,
@@ -115,7 +120,7 @@ class Cluster(pulumi.ComponentResource):
             use_default_vpc_cni=True,
             kube_proxy_addon_options=eks.KubeProxyAddonOptionsArgs(enabled=False),
             coredns_addon_options=eks.CoreDnsAddonOptionsArgs(enabled=False),
-            opts=self._child.merge(pulumi.ResourceOptions(depends_on=[log_group])),
+            opts=self._child.merge(pulumi.ResourceOptions(depends_on=[log_group], protect=args.protect)),
         )
         self.name = name
         self.security_group_id = cluster.cluster_security_group_id

@@ -55,6 +55,8 @@ class KeysArgs:
     region: str
     # Deletion waits this long so a mistaken `pulumi destroy` can be undone with CancelKeyDeletion.
     deletion_window_days: int = 30
+    # Production: the engine refuses to delete or replace what holds state (`protect`).
+    protect: bool = False
 
 
 class Keys(pulumi.ComponentResource):
@@ -75,7 +77,7 @@ class Keys(pulumi.ComponentResource):
                 rotation_period_in_days=365,
                 deletion_window_in_days=args.deletion_window_days,
                 policy=account_id.apply(lambda acct, p=purpose: key_policy(acct, args.region, p)),
-                opts=child,
+                opts=child.merge(pulumi.ResourceOptions(protect=args.protect)),
             )
             aws.kms.Alias(
                 f"{name}-{purpose}", name=f"alias/{name}-{purpose}", target_key_id=key.key_id, opts=child

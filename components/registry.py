@@ -51,6 +51,8 @@ def lifecycle_policy(settings: RegistrySettings) -> str:
 class RegistryArgs:
     settings: RegistrySettings
     kms_key_arn: pulumi.Input[str]
+    # Production: the engine refuses to delete or replace what holds state (`protect`).
+    protect: bool = False
 
 
 class Registry(pulumi.ComponentResource):
@@ -83,7 +85,7 @@ class Registry(pulumi.ComponentResource):
                     )
                 ],
                 force_delete=args.settings.force_delete,
-                opts=child,
+                opts=child.merge(pulumi.ResourceOptions(protect=args.protect)),
             )
             aws.ecr.LifecyclePolicy(
                 f"{name}-{image}",

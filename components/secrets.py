@@ -30,6 +30,8 @@ class AppSecretsArgs:
     kms_key_arn: pulumi.Input[str]
     # Days a deleted secret can still be restored; production keeps the longest window.
     recovery_window_days: int = 30
+    # Production: the engine refuses to delete or replace what holds state (`protect`).
+    protect: bool = False
 
 
 class AppSecrets(pulumi.ComponentResource):
@@ -99,5 +101,5 @@ class AppSecrets(pulumi.ComponentResource):
             description=description,
             kms_key_id=args.kms_key_arn,
             recovery_window_in_days=args.recovery_window_days,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )

@@ -68,6 +68,7 @@ def data_stores(
             auth_token=redis_auth_token,
             kms_key_arn=keys.arns["elasticache"],
             logs_kms_key_arn=keys.arns["logs"],
+            protect=config.is_production,
         ),
         opts,
     )
@@ -103,6 +104,7 @@ def observability(
             database_allocated_storage_gib=config.database.allocated_storage_gib,
             cache_replication_group_id=cache.replication_group_id,
             cache_node_count=1 + config.cache.replicas,
+            protect=config.is_production,
         ),
         opts,
     )
@@ -219,7 +221,7 @@ def main() -> None:
     )
     on_aws = pulumi.ResourceOptions(providers={"aws": aws_provider})
 
-    keys = Keys(prefix, KeysArgs(region=config.aws.region), on_aws)
+    keys = Keys(prefix, KeysArgs(region=config.aws.region, protect=config.is_production), on_aws)
     network = Network(
         prefix,
         NetworkArgs(
@@ -238,6 +240,7 @@ def main() -> None:
             region=config.aws.region,
             kms_key_arn=keys.arns["secrets"],
             recovery_window_days=30 if config.is_production else 7,
+            protect=config.is_production,
         ),
         on_aws,
     )
@@ -250,6 +253,7 @@ def main() -> None:
             secrets_kms_key_arn=keys.arns["eks"],
             logs_kms_key_arn=keys.arns["logs"],
             log_retention_days=config.network.flow_log_retention_days,
+            protect=config.is_production,
         ),
         on_aws,
     )
@@ -262,7 +266,11 @@ def main() -> None:
         redis_auth_token=secrets.redis_auth_token,
         opts=on_aws,
     )
-    registry = Registry(prefix, RegistryArgs(settings=config.registry, kms_key_arn=keys.arns["ecr"]), on_aws)
+    registry = Registry(
+        prefix,
+        RegistryArgs(settings=config.registry, kms_key_arn=keys.arns["ecr"], protect=config.is_production),
+        on_aws,
+    )
     identity = AppIdentity(
         prefix,
         AppIdentityArgs(

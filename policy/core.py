@@ -51,6 +51,8 @@ class StackResource:
     props: Props
     parent: str | None
     dependencies: tuple[str, ...]
+    # Pulumi's `protect` option: the engine refuses to delete or replace the resource.
+    protect: bool = False
 
 
 # --- severity and the controls a policy implements ------------------------------------------------
@@ -182,6 +184,7 @@ def stack_resource(resource: PolicyResource) -> StackResource:
         props=resource.props,
         parent=parent,
         dependencies=tuple(d.urn for d in resource.dependencies),
+        protect=bool(resource.opts.protect),
     )
 
 

@@ -1,5 +1,6 @@
-"""Stack-level policies over the Kubernetes workloads: every Deployment has a PodDisruptionBudget,
-every image comes from this stack's ECR. (The data-tier security-group policy lives in network.py.)"""
+"""Stack-level policies: every Deployment has a PodDisruptionBudget, every image comes from this stack's
+ECR, and in production every resource holding state is protected. (The data-tier security-group policy
+lives in network.py.)"""
 
 from __future__ import annotations
 
@@ -13,6 +14,19 @@ from policy.settings import PolicySettings
 from policy.workloads import WORKLOADS, containers, pod_spec
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+# The resources whose loss loses data or identity: the cluster (and everything it runs), the database,
+# the broker, the keys everything is encrypted with, the image repositories and the secrets.
+STATEFUL = (
+    "eks:index:Cluster",
+    "aws:rds/instance:Instance",
+    "aws:elasticache/replicationGroup:ReplicationGroup",
+    "aws:kms/key:Key",
+    "aws:ecr/repository:Repository",
+    "aws:secretsmanager/secret:Secret",
+)
+# Of those, the ones with a deletion-protection switch of their own (the API refuses to delete them
+# whoever asks), by the property that sets it. RDS's has its own policy (rds-deletion-protection).
+DELETION_PROTECTION = {"eks:index:Cluster": "deletionProtection"}
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 ECR_HOST = re.compile(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/(?P<repo>[^:@]+)")
 
@@ -71,6 +85,19 @@ def _images_from_stack_ecr(
                 )
 
 
+def _stateful_resources_protected(
+    resources: Sequence[StackResource], settings: PolicySettings
+) -> Iterator[tuple[str, str | None]]:
+    if not settings.production:
+        return
+    for resource in by_type(resources, *STATEFUL):
+        if not resource.protect:
+            yield f"{resource.type} {resource.name} is not protected in production.", resource.urn
+        switch = DELETION_PROTECTION.get(resource.type)
+        if switch and resource.props.get(switch) is not True:
+            yield f"{resource.type} {resource.name} has no deletion protection ({switch}).", resource.urn
+
+
 POLICIES = [
     stack_policy(
         "k8s-deployment-has-pdb",
@@ -90,5 +117,13 @@ POLICIES = [
         description="Images from anywhere but this stack's ECR have not gone through our build, scan and signing path.",
         remediation="push the image to the stack's ECR repository and reference it as <account>.dkr.ecr.<region>.amazonaws.com/<repo>@sha256:<digest> (or list a vetted registry in extraImageRegistries).",
         check=_images_from_stack_ecr,
+    ),
+    stack_policy(
+        "production-stateful-protected",
+        severity="high",
+        controls=("SOC2 A1.2",),
+        description="In production, a stateful resource (cluster, database, broker, KMS key, image repository, secret) that is not protected can be deleted or replaced by one mistaken change or `pulumi destroy`.",
+        remediation="set Pulumi's protect option on it (the components do so in production) and, for the EKS cluster, deletionProtection=true; unprotect deliberately (`pulumi state unprotect`) before a planned removal.",
+        check=_stateful_resources_protected,
     ),
 ]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from components.cluster_settings import KUBERNETES_VERSIONS
+from policy.stack import STATEFUL
 
 PROJECT = "ai-agents-platform"
 STACK = "production"
@@ -27,6 +28,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 DELETE = object()
 
 Plan = list[dict[str, Any]]
+PROTECTED = frozenset(STATEFUL)
 
 
 def urn(type_: str, name: str) -> str:
@@ -43,7 +45,8 @@ def _entry(
         "parent": parent,
         "provider": None,
         "dependsOn": list(deps),
-        "protect": False,
+        # Production protects what holds state (policy/stack.py production-stateful-protected).
+        "protect": type_ in PROTECTED,
         "props": props,
     }
 
@@ -189,6 +192,7 @@ def compliant_plan() -> Plan:
             "eks:index:Cluster",
             {
                 "version": "1.33",
+                "deletionProtection": True,
                 "encryptionConfigKeyArn": KEY,
                 "enabledClusterLogTypes": ["api", "audit", "authenticator", "controllerManager", "scheduler"],
                 "endpointPublicAccess": True,
@@ -563,6 +567,12 @@ CASES: list[Case] = [
         RDS,
         {"backupRetentionPeriod": 3.0},
         "RDS instance db keeps backups 3 day(s); the minimum on this stack is 14.",
+    ),
+    Case(
+        "production-stateful-protected",
+        CACHE,
+        lambda plan: find(plan, *CACHE).__setitem__("protect", False),
+        "aws:elasticache/replicationGroup:ReplicationGroup cache is not protected in production.",
     ),
     Case(
         "rds-deletion-protection",

@@ -22,9 +22,9 @@ from policy.settings import stack_context
 BY_NAME: dict[str, Policy] = {p.name: p for p in POLICIES}
 
 
-def options(parent: str | None = None) -> PolicyResourceOptions:
+def options(parent: str | None = None, *, protect: bool = False) -> PolicyResourceOptions:
     return PolicyResourceOptions(
-        protect=False,
+        protect=protect,
         ignore_changes=[],
         delete_before_replace=None,
         aliases=[],
@@ -65,7 +65,15 @@ def validate_stack(
     assert isinstance(policy, StackValidationPolicy)
     by_urn = {
         r["urn"]: PolicyResource(
-            r["type"], r["props"], r["urn"], r["name"], options(r.get("parent")), None, None, [], {}
+            r["type"],
+            r["props"],
+            r["urn"],
+            r["name"],
+            options(r.get("parent"), protect=bool(r.get("protect"))),
+            None,
+            None,
+            [],
+            {},
         )
         for r in resources
     }
