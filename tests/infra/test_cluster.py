@@ -205,7 +205,7 @@ def test_node_role_has_exactly_the_node_policies(
         if role.urn in a.depends_on
     )
     assert attached == [
-        MANAGED + "AmazonEC2ContainerRegistryReadOnly",
+        MANAGED + "AmazonEC2ContainerRegistryPullOnly",  # pulls images; lists and describes nothing
         MANAGED + "AmazonEKSWorkerNodePolicy",
         MANAGED + "AmazonSSMManagedInstanceCore",
     ]
