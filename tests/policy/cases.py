@@ -906,12 +906,6 @@ CASES: list[Case] = [
         "ConfigMap app-config connects to PostgreSQL with sslmode require, not verify-full.",
     ),
     Case(
-        "k8s-app-config-verified-tls",
-        ("kubernetes:core/v1:ConfigMap", "app-config"),
-        {"data.REDIS_URL": "rediss://master.cache.example.com:6379/0?ssl_check_hostname=false"},
-        "ConfigMap app-config REDIS_URL does not use verified TLS (rediss:// with certificate checks).",
-    ),
-    Case(
         "helm-chart-version-pinned",
         ("kubernetes:helm.sh/v3:Release", "ingress-nginx"),
         {"version": DELETE},
