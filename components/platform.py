@@ -183,6 +183,16 @@ def cert_manager_values(role_arn: pulumi.Input[str] | None, replicas: int) -> di
         "crds": {"enabled": True, "keep": True},
         "replicaCount": replicas,
         "podDisruptionBudget": {"enabled": replicas > 1, "minAvailable": 1},
+        # The webhook answers every Certificate/Issuer admission (one replica down: those writes fail) and
+        # the cainjector keeps the webhooks' CA bundles current: as many replicas as the controller.
+        "webhook": {
+            "replicaCount": replicas,
+            "podDisruptionBudget": {"enabled": replicas > 1, "minAvailable": 1},
+        },
+        "cainjector": {
+            "replicaCount": replicas,
+            "podDisruptionBudget": {"enabled": replicas > 1, "minAvailable": 1},
+        },
         # Leader election in its own namespace instead of kube-system (narrower RBAC).
         "global": {"leaderElection": {"namespace": CERT_MANAGER_NAMESPACE}},
         "prometheus": {"enabled": True, "servicemonitor": {"enabled": False}},

@@ -69,6 +69,20 @@ def test_cert_manager_installs_its_crds_before_the_issuers(stack: tuple[StackCon
     assert all(chart.urn in issuer.depends_on for issuer in issuers)
 
 
+def test_every_cert_manager_component_survives_a_node_drain_in_production(
+    stack: tuple[StackConfig, Captured],
+) -> None:
+    """Controller, webhook (admission of every Certificate) and cainjector: as many replicas as the
+    controller (two in production, infra/program.py) and a PDB each."""
+    config, captured = stack
+    values = release(captured, "cert-manager")["values"]
+    replicas = values["replicaCount"]
+    assert replicas >= 2 or config.environment != "production"
+    for part in (values["webhook"], values["cainjector"]):
+        assert part["replicaCount"] == replicas
+        assert part["podDisruptionBudget"] == {"enabled": replicas > 1, "minAvailable": 1}
+
+
 def test_both_lets_encrypt_issuers_exist(stack: tuple[StackConfig, Captured]) -> None:
     config, captured = stack
     specs = issuer_specs(captured)
