@@ -188,6 +188,16 @@ def test_api_drains_before_it_stops_and_never_rolls_below_capacity(
     assert deployment["spec"]["replicas"] == config.app.api.min_replicas
 
 
+def test_a_rollout_or_a_drain_keeps_a_ready_api(stack: tuple[StackConfig, Captured]) -> None:
+    """What tests/reliability/test_rolling_release.py relies on: new pods surge in before old ones
+    leave, and a voluntary disruption never takes the last Ready API pod."""
+    config, captured = stack
+    rolling = captured.inputs(DEPLOYMENT, "app-api")["spec"]["strategy"]["rollingUpdate"]
+    assert rolling["maxUnavailable"] == 0 and rolling["maxSurge"] not in {0, "0%"}
+    pdb = captured.inputs(PDB, "app-api-pdb")
+    assert config.app.api.min_replicas - pdb["spec"]["maxUnavailable"] >= 1
+
+
 def test_worker_outlives_its_tasks_and_is_pinged(stack: tuple[StackConfig, Captured]) -> None:
     config, captured = stack
     spec = pod_spec(captured, DEPLOYMENT, "app-worker")
