@@ -138,7 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"API log {api.log_path}, worker log {worker.log_path}\n\n"
             f"Send a signed webhook:\n\n{signed_curl(url, tenant.id, tenant.webhook_secret, ticket_id)}\n\n"
             f"Smoke test: .venv/bin/python -m app.smoke --base-url {url} --tenant {tenant.id} "
-            f"--secret {tenant.webhook_secret}\n\nCtrl-C stops everything.\n"
+            f"--secret {tenant.webhook_secret} --ticket-id {ticket_id} --allow-skip tls-certificate "
+            f"--allow-skip legacy-tls --allow-skip https-redirect\n\nCtrl-C stops everything.\n"
         )
         sys.stdout.flush()
         if args.ready_file:
