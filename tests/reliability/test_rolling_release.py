@@ -216,6 +216,9 @@ def rolling_stack(
     stack.close()
 
 
+# Six process starts and a drained worker: about a minute alone, two or three on a loaded 2-CPU machine.
+# Every wait inside has its own deadline; this only bounds the whole.
+@pytest.mark.timeout(540)
 def test_rolling_release_and_rollback_lose_no_webhook_and_keep_one_ready_api(
     rolling_stack: Stack, tmp_path: Path, record: Callable[..., None]
 ) -> None:
