@@ -107,13 +107,14 @@ class Cache(pulumi.ComponentResource):
             # Network: private subnets, own security group.
             subnet_group_name=subnet_group.name,
             security_group_ids=[security_group.id],
-            # In transit: TLS only, AUTH required. ROTATE keeps the old token valid while clients move
-            # to a new one, so the token can be rotated without an outage.
+            # In transit: TLS only, AUTH required. A rotation takes two deploys: ROTATE adds the new token
+            # beside the old while the pods restart, then SET (the steady state) leaves the new one alone.
+            # The provider sends the strategy whenever it changes, so going back to SET completes it.
             transit_encryption_enabled=True,
             transit_encryption_mode="required",
             # The provider always registers auth_token as a secret, whatever the caller passes.
             auth_token=args.auth_token,
-            auth_token_update_strategy="ROTATE",  # noqa: S106 - a strategy name, not a token
+            auth_token_update_strategy=settings.auth_token_update_strategy,
             # At rest: our key.
             at_rest_encryption_enabled=True,
             kms_key_id=args.kms_key_arn,

@@ -26,3 +26,5 @@ class CacheSettings(Section):
         default="sun:05:30-sun:06:30", pattern=r"^[a-z]{3}:\d{2}:\d{2}-[a-z]{3}:\d{2}:\d{2}$"
     )
     """Weekly maintenance window, UTC."""
+    auth_token_update_strategy: Literal["SET", "ROTATE"] = "SET"  # noqa: S105 - a strategy name
+    """How a changed AUTH token is applied: `ROTATE` for the deploy that replaces it (old and new both accepted until the pods restart), then back to `SET`, whose deploy makes the new token the only one (docs/runbook.md, Rotate secrets)."""

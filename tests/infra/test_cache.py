@@ -76,7 +76,18 @@ def test_tls_auth_and_encryption_at_rest(stack_cache: tuple[CacheSettings, Captu
     group = captured.one(GROUP)
     encrypted_with_auth(group)
     assert captured.inputs(GROUP)["authToken"] == AUTH_TOKEN, "the token is the one AppSecrets gave"
-    assert captured.inputs(GROUP)["authTokenUpdateStrategy"] == "ROTATE"
+    # SET in the steady state: a rotation begun with ROTATE (old and new token both valid) is completed.
+    assert captured.inputs(GROUP)["authTokenUpdateStrategy"] == "SET"
+
+
+def test_a_rotation_is_started_with_rotate_and_completed_with_set() -> None:
+    assert CacheSettings().auth_token_update_strategy == "SET"
+    assert (
+        CacheSettings.model_validate({"authTokenUpdateStrategy": "ROTATE"}).auth_token_update_strategy
+        == "ROTATE"
+    )
+    with pytest.raises(ValueError, match=r"authTokenUpdateStrategy|auth_token_update_strategy"):
+        CacheSettings.model_validate({"authTokenUpdateStrategy": "DELETE"})  # would drop AUTH altogether
 
 
 def test_replicas_fail_over_across_zones(stack_cache: tuple[CacheSettings, Captured]) -> None:
