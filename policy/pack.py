@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pulumi_policy import EnforcementLevel, Policy
 
-from policy import ecr, eks, elasticache, iam, monitoring, network, rds, stack, workloads
+from policy import budget, ecr, eks, elasticache, iam, monitoring, network, rds, stack, workloads
 from policy.core import metadata
 from policy.settings import PolicySettings
 
@@ -22,6 +22,7 @@ MODULES = {
     "Kubernetes": workloads.POLICIES,
     "Monitoring": monitoring.POLICIES,
     "Stack": stack.POLICIES,
+    "Cost": budget.POLICIES,
 }
 POLICIES: list[Policy] = [policy for policies in MODULES.values() for policy in policies]
 

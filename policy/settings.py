@@ -63,6 +63,8 @@ class PolicySettings(BaseModel):
     pss_exempt_namespaces: tuple[str, ...] = ("kube-system", "kube-public", "kube-node-lease")
     require_cpu_limits: bool = False
     extra_image_registries: tuple[str, ...] = ()
+    # Estimated monthly cost (policy/cost.py) the stack must stay under; None: no budget.
+    monthly_budget_usd: float | None = Field(default=None, gt=0)
 
     @field_validator("load_balancer_security_group_pattern")
     @classmethod

@@ -1,4 +1,4 @@
-"""Operator CLI: ``python -m stacks plan|diff|drift|preflight|comment|bootstrap-plan``.
+"""Operator CLI: ``python -m stacks plan|diff|drift|comment|bootstrap-plan``.
 
 Exit codes: 0 clean, 1 mandatory policy violations (plan) / changes found, 2 bad usage or
 invalid stack config — said in one line, never a traceback.
@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from infra.config import ConfigError
+from stacks.cost_refresh import prices_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 out = Console()
@@ -47,6 +48,9 @@ def plan(
     ] = None,
 ) -> None:
     """Run the program offline under Pulumi's mocks and write build/plan/<stack>/."""
+    from policy.cost import UnpricedError
+    from policy.settings import load_settings
+    from stacks.cost import plan_cost
     from stacks.plan import default_out_dir, load_config, run_program, write_plan
     from stacks.report import counts_by_type, render_plan_markdown
 
@@ -65,8 +69,16 @@ def plan(
 
     target = out_dir or default_out_dir(stack)
     verdict, manifests = write_plan(result, target, _phase)
+    try:
+        budget = load_settings(stack).monthly_budget_usd
+        cost, cost_section = plan_cost(
+            result.to_json()["resources"], config.aws.region, config.cost, target, budget
+        )
+    except UnpricedError as exc:
+        raise _fail(f"cost estimate: {exc} (add it to policy/prices.json; docs/cost.md)") from None
+    _phase(f"estimated cost: ${cost.total:,.2f}/month (price table {cost.price_version})")
     (target / "plan.md").write_text(
-        render_plan_markdown(result.to_json(), verdict, manifests), encoding="utf-8"
+        render_plan_markdown(result.to_json(), verdict, manifests, cost_section), encoding="utf-8"
     )
 
     table = Table(title=f"plan: {stack}", title_justify="left")
@@ -94,8 +106,9 @@ def diff(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write the markdown here")] = None,
     limit: Annotated[int, typer.Option(help="fold details past this many characters")] = 60_000,
 ) -> None:
-    """Markdown diff of two offline plans, with the new plan's policy verdict (for PR comments)."""
+    """Markdown diff of two offline plans, with the monthly cost delta and the new plan's policy verdict."""
     from stacks import diff as plan_diff
+    from stacks.cost import diff_cost
     from stacks.plan import check_policies
 
     try:
@@ -103,7 +116,8 @@ def diff(
     except plan_diff.PlanFileError as exc:
         raise _fail(str(exc)) from None
     verdict = check_policies(after)
-    markdown = plan_diff.render(plan_diff.diff_plans(before, after), verdict, limit)
+    cost = diff_cost(old, new, before, after)
+    markdown = plan_diff.render(plan_diff.diff_plans(before, after), verdict, limit, cost)
     if output:
         output.write_text(markdown, encoding="utf-8")
         out.print(f"wrote {output}", highlight=False)
@@ -198,46 +212,6 @@ def drift(
     raise typer.Exit(EXIT_FINDINGS)
 
 
-@app.command()
-def preflight(
-    stack: Annotated[str, typer.Argument(help="stack name: staging or production")],
-    as_json: Annotated[bool, typer.Option("--json", help="print the findings as JSON")] = False,
-    stack_file: Annotated[
-        Path | None, typer.Option("--stack-file", help="check this file instead of Pulumi.<stack>.yaml")
-    ] = None,
-) -> None:
-    """Read-only checks of the stack file and the AWS account before `pulumi up`: 0 ready, 1 not, 2 cannot run."""
-    import json
-    from datetime import UTC, datetime
-
-    from stacks import preflight as checks
-    from stacks.plan import load_config
-
-    try:
-        values, config = load_config(stack, stack_file)
-    except ConfigError as exc:
-        raise _fail(str(exc)) from None
-    try:
-        report = checks.run(
-            stack, values, config, checks.boto3_clients(config.aws.region), datetime.now(UTC).date()
-        )
-    except checks.CannotRun as exc:
-        raise _fail(f"cannot run preflight of {stack!r}: {exc}") from None
-    if as_json:
-        sys.stdout.write(json.dumps(report.to_json(), indent=1) + "\n")
-    else:
-        table = Table(title=f"preflight: {stack} (account {report.account})", title_justify="left")
-        for column in ("", "check", "key / resource", "finding", "fix"):
-            table.add_column(column)
-        marks = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]"}
-        for f in report.findings:
-            table.add_row(marks[f.status], f.check, f.key, f.message, f.fix)
-        out.print(table)
-        out.print("[green]ready[/]" if report.ready else "[red]not ready[/]", highlight=False)
-    if not report.ready:
-        raise typer.Exit(EXIT_FINDINGS)
-
-
 @app.command("bootstrap-plan")
 def bootstrap_plan(
     stack: Annotated[str, typer.Argument(help="bootstrap stack: bootstrap/Pulumi.<stack>.yaml")] = "account",
@@ -282,6 +256,10 @@ def config_doc(
     DOC_PATH.parent.mkdir(parents=True, exist_ok=True)
     DOC_PATH.write_text(text, encoding="utf-8")
     out.print(f"wrote {DOC_PATH}")
+
+
+# `python -m stacks prices refresh`: the cost estimate's price table from the AWS Price List bulk API.
+app.add_typer(prices_app, name="prices")
 
 
 def main() -> None:

@@ -53,7 +53,10 @@ def policy_summary(verdict: Mapping[str, Any]) -> str:
     return header + f"**{len(violations)} violation(s)**. ❌\n\n" + "\n".join(rows)
 
 
-def render_plan_markdown(plan: Mapping[str, Any], verdict: Mapping[str, Any], manifest_count: int) -> str:
+def render_plan_markdown(
+    plan: Mapping[str, Any], verdict: Mapping[str, Any], manifest_count: int, cost: str | None = None
+) -> str:
+    """plan.md; ``cost`` is the "Estimated monthly cost" section (stacks/cost.py), after the policy."""
     resources: list[Resource] = list(plan["resources"])
     type_rows = "\n".join(f"| `{kind}` | {count} |" for kind, count in counts_by_type(resources))
     return "\n".join(
@@ -77,5 +80,6 @@ def render_plan_markdown(plan: Mapping[str, Any], verdict: Mapping[str, Any], ma
             "",
             policy_summary(verdict),
             "",
+            *([cost, ""] if cost else []),
         ]
     )

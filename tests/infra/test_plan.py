@@ -42,9 +42,29 @@ def planned(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 def test_plan_writes_every_artifact(planned: tuple[str, Path]) -> None:
     _, out = planned
-    assert {p.name for p in out.iterdir()} == {"plan.json", "manifests", "policy.json", "plan.md"}
+    assert {p.name for p in out.iterdir()} == {
+        "plan.json",
+        "manifests",
+        "policy.json",
+        "plan.md",
+        "cost.json",
+    }
     markdown = (out / "plan.md").read_text()
     assert "```mermaid" in markdown and "## Policy" in markdown
+
+
+def test_plan_prices_every_resource_and_fits_a_pr_comment(planned: tuple[str, Path]) -> None:
+    # `stacks plan` exits 2 on a type without a price, so the fixture's plan succeeding proves the
+    # table covers every priced type the stack uses; here, that the section is there and fits.
+    from stacks.comment import COMMENT_LIMIT
+
+    _, out = planned
+    cost = json.loads((out / "cost.json").read_text())
+    assert cost["monthlyUsd"] > 0 and cost["region"] == "eu-west-1"
+    kinds = {line["type"] for line in cost["lines"]}
+    assert {"eks:index:Cluster", "eks:index:ManagedNodeGroup", "aws:rds/instance:Instance"} <= kinds
+    markdown = (out / "plan.md").read_text()
+    assert "## Estimated monthly cost" in markdown and len(markdown) < COMMENT_LIMIT
 
 
 def test_plan_json_has_the_contract_shape(planned: tuple[str, Path]) -> None:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from components.cluster_settings import KUBERNETES_VERSIONS
-from policy.stack import STATEFUL
 
 PROJECT = "ai-agents-platform"
 STACK = "production"
@@ -28,7 +27,6 @@ FIXTURES = Path(__file__).parent / "fixtures"
 DELETE = object()
 
 Plan = list[dict[str, Any]]
-PROTECTED = frozenset(STATEFUL)
 
 
 def urn(type_: str, name: str) -> str:
@@ -45,8 +43,7 @@ def _entry(
         "parent": parent,
         "provider": None,
         "dependsOn": list(deps),
-        # Production protects what holds state (policy/stack.py production-stateful-protected).
-        "protect": type_ in PROTECTED,
+        "protect": False,
         "props": props,
     }
 
@@ -192,7 +189,6 @@ def compliant_plan() -> Plan:
             "eks:index:Cluster",
             {
                 "version": "1.33",
-                "deletionProtection": True,
                 "encryptionConfigKeyArn": KEY,
                 "enabledClusterLogTypes": ["api", "audit", "authenticator", "controllerManager", "scheduler"],
                 "endpointPublicAccess": True,
@@ -569,12 +565,6 @@ CASES: list[Case] = [
         "RDS instance db keeps backups 3 day(s); the minimum on this stack is 14.",
     ),
     Case(
-        "production-stateful-protected",
-        CACHE,
-        lambda plan: find(plan, *CACHE).__setitem__("protect", False),
-        "aws:elasticache/replicationGroup:ReplicationGroup cache is not protected in production.",
-    ),
-    Case(
         "rds-deletion-protection",
         RDS,
         {"deletionProtection": False},
@@ -906,6 +896,12 @@ CASES: list[Case] = [
         "ConfigMap app-config connects to PostgreSQL with sslmode require, not verify-full.",
     ),
     Case(
+        "k8s-app-config-verified-tls",
+        ("kubernetes:core/v1:ConfigMap", "app-config"),
+        {"data.REDIS_URL": "rediss://master.cache.example.com:6379/0?ssl_check_hostname=false"},
+        "ConfigMap app-config REDIS_URL does not use verified TLS (rediss:// with certificate checks).",
+    ),
+    Case(
         "helm-chart-version-pinned",
         ("kubernetes:helm.sh/v3:Release", "ingress-nginx"),
         {"version": DELETE},
@@ -950,6 +946,16 @@ CASES: list[Case] = [
         DEPLOY,
         {f"{C0}.image": f"docker.io/library/python@{DIGEST}"},
         f"api: image docker.io/library/python@{DIGEST} does not come from this stack's ECR.",
+    ),
+    # Cost: 40 m6i.large nodes take the production plan over its monthlyBudgetUsd (2500); the compliant
+    # plan's database and cache have no instance class or node type, so they are left out and named.
+    Case(
+        "stack-monthly-budget",
+        ("eks:index:ManagedNodeGroup", "general"),
+        {"scalingConfig.desiredSize": 40},
+        "Estimated monthly cost $3,565.50 (2 resource(s) not priced) exceeds monthlyBudgetUsd $2,500.00 "
+        "by $1,065.50.",
+        reported=STACK_WIDE,
     ),
 ]
 
