@@ -208,11 +208,15 @@ def test_tenant_secret_of_b_is_not_readable_with_a_job_signature(
     stack: Stack, client: httpx.Client, tenant_a: TenantFixture, finished_jobs: dict[str, str]
 ) -> None:
     """The job route's signature is the tenant's webhook secret over the request line: a body-style
-    signature (what an intercepted webhook carries) does not authenticate a read."""
+    signature (what an intercepted webhook carries) does not authenticate a read.
+
+    The timestamp is fresh, so the skew check passes and the signature is what is refused; the same
+    headers with the request-line signature read the job, so the refusal is the signature's."""
     path = f"/api/v1/jobs/{finished_jobs['tenant-a']}"
-    headers = {
-        "X-Tenant-ID": tenant_a.id,
-        "X-Signature-Timestamp": "0",
+    headers = stack.job_headers(tenant_a, path)
+    assert client.get(path, headers=headers).status_code == 200
+    body_style = {
+        **headers,
         "X-ServiceDesk-Signature": sign(tenant_a.webhook_secret, json.dumps({}).encode()),
     }
-    assert client.get(path, headers=headers).status_code == 401
+    assert client.get(path, headers=body_style).status_code == 401
