@@ -15,6 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import Connection, create_engine
 
+from harness import processes
 from harness.fake_llm import FakeLLM
 from harness.fake_servicedesk import FakeServiceDesk
 from harness.moto_server import MotoServer
@@ -22,6 +23,12 @@ from harness.postgres import PostgresServer
 from harness.processes import ApiProcess, WorkerProcess
 from harness.redis_server import RedisServer
 from harness.stack import LLM_API_KEY, Stack, TenantFixture
+
+
+@pytest.fixture(scope="session", autouse=True)
+def process_logs_in_pytest_temp(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every process the suite starts logs under pytest's temporary directory, not loose in /tmp."""
+    processes.LOG_DIR = tmp_path_factory.mktemp("process-logs")
 
 
 def serve_postgres() -> Iterator[PostgresServer]:

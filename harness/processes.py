@@ -17,6 +17,11 @@ from harness.net import free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 
+#: Where the processes write their logs. The test session points it at pytest's temporary directory,
+#: which keeps the last few runs for a post-mortem and removes older ones; elsewhere (`make run`, the
+#: benchmarks) the logs go to the system's temporary directory and are the operator's to keep.
+LOG_DIR: Path | None = None
+
 
 def base_env(extra: Mapping[str, str]) -> dict[str, str]:
     """A clean environment: nothing from the developer's shell leaks into the service under test."""
@@ -47,7 +52,7 @@ class ServiceProcess:
         self.env = base_env(env)
         # The source tree it runs from: a test can start another release's code from a copy.
         self.cwd = REPO
-        self.log_path = Path(tempfile.mkstemp(prefix=f"{name}-", suffix=".log")[1])
+        self.log_path = Path(tempfile.mkstemp(prefix=f"{name}-", suffix=".log", dir=LOG_DIR)[1])
         self.process: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
 
