@@ -3,16 +3,20 @@ migration keeps the schema compatibility contract (app/db/compat.py) it declares
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
-from alembic.script import Script
+from alembic.script import Script, ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, text
 
 from app.db.compat import assess, recorded_revisions, script_directory
@@ -136,15 +140,16 @@ def test_every_migration_declares_whether_the_previous_release_runs_against_it()
     assert undeclared == []
 
 
-def test_no_migration_breaks_the_previous_release_without_saying_so(postgres: PostgresServer) -> None:
-    """Each step, applied to the schema of the one before: a step declared compatible keeps every
-    column and function the previous code may use, and makes no INSERT of that code fail."""
+def undeclared_breaks(
+    postgres: PostgresServer, config: Config
+) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """Apply each migration of `config` to a fresh database, one at a time, and return what each step
+    declared compatible broke for the previous code, and what `schema_revisions` recorded."""
     engine = create_engine(postgres.create_database(f"contract_{uuid.uuid4().hex[:8]}"))
     undeclared: dict[str, list[str]] = {}
     with engine.connect() as conn:
-        config = alembic_config()
         config.attributes["connection"] = conn
-        for script in _revisions_in_order():
+        for script in reversed(list(ScriptDirectory.from_config(config).walk_revisions())):
             before = schema_snapshot(conn)
             command.upgrade(config, script.revision)
             conn.commit()
@@ -153,11 +158,62 @@ def test_no_migration_breaks_the_previous_release_without_saying_so(postgres: Po
                 undeclared[script.revision] = problems
         recorded = recorded_revisions(conn)
     engine.dispose()
+    return undeclared, recorded
+
+
+def test_no_migration_breaks_the_previous_release_without_saying_so(postgres: PostgresServer) -> None:
+    """Each step, applied to the schema of the one before: a step declared compatible keeps every
+    column and function the previous code may use, and makes no INSERT of that code fail."""
+    undeclared, recorded = undeclared_breaks(postgres, alembic_config())
     assert undeclared == {}
     # The migrations recorded every revision they applied, with its declared flag and parent.
     assert recorded == {
         s.revision: (s.down_revision, s.module.compatible_with_previous) for s in _revisions_in_order()
     }
+
+
+RENAME_MIGRATION = '''"""A rename passed off as compatible."""
+from alembic import op
+
+revision = "bad_rename"
+down_revision = "{down}"
+branch_labels = None
+depends_on = None
+compatible_with_previous = {compatible}
+
+
+def upgrade() -> None:
+    op.alter_column("enhancement_jobs", "ticket_id", new_column_name="ticket_ref")
+
+
+def downgrade() -> None:
+    op.alter_column("enhancement_jobs", "ticket_ref", new_column_name="ticket_id")
+'''
+
+
+@pytest.mark.parametrize("compatible", [True, False])
+def test_a_rename_declared_compatible_is_caught(
+    postgres: PostgresServer, tmp_path: Path, compatible: bool
+) -> None:
+    """The same check over a real migration that renames a column the previous code reads: caught
+    when it claims compatibility, accepted (and recorded as breaking) when it says so."""
+    (tmp_path / "bad_rename.py").write_text(
+        RENAME_MIGRATION.format(down=head_revision(), compatible=compatible)
+    )
+    config = alembic_config()
+    versions = Path(script_directory().versions)
+    config.set_main_option("version_locations", os.pathsep.join([str(versions), str(tmp_path)]))
+    undeclared, recorded = undeclared_breaks(postgres, config)
+    if compatible:
+        assert undeclared == {
+            "bad_rename": [
+                "drops or renames column enhancement_jobs.ticket_id",
+                "adds enhancement_jobs.ticket_ref NOT NULL without a default (old INSERTs fail)",
+            ]
+        }
+    else:
+        assert undeclared == {}
+    assert recorded["bad_rename"] == (head_revision(), compatible)
 
 
 def test_the_contract_check_catches_drops_renames_and_tightening() -> None:
