@@ -3,42 +3,123 @@
 Resources are matched by URN. A changed resource lists the properties that differ (secrets stay
 ``[secret]``: plans never hold their values). Changes to properties that make the provider replace the
 resource are flagged "replace" — a curated list for the resources where a surprise replacement hurts
-(data stores, networks, immutable Kubernetes fields); the real ``pulumi preview`` is the authority.
+(every stateful type the program declares, networks, immutable Kubernetes fields); the real
+``pulumi preview`` is the authority.
+
+A plan entry may carry ``state``: what the provider reported for some of its inputs at the last
+refresh (RDS's running minor version, say). The "before" side of a diff then reads those values, as the
+engine compares the program's inputs with the refreshed state; a value the program does not set is the
+provider's to keep and is no change. At the top of the comment a warning names every replace or delete
+of a stateful or protected resource and every version that would go down.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Property paths whose change replaces the resource (from the providers' schemas: "forces new").
+from policy.stack import STATEFUL
+
+# Property paths whose change replaces the resource: the arguments the provider's documentation marks
+# "Forces new resource" (pulumi-aws bridges terraform-provider-aws, whose ForceNew schema decides; the
+# Pulumi registry page of each resource repeats it), read 2026-12-02. The comment names the page.
+_TF = "https://registry.terraform.io/providers/hashicorp/aws/latest/docs/resources/"
 REPLACING: dict[str, tuple[str, ...]] = {
+    # {_TF}vpc, {_TF}subnet
     "aws:ec2/vpc:Vpc": ("cidrBlock",),
     "aws:ec2/subnet:Subnet": ("cidrBlock", "availabilityZone", "vpcId"),
+    # {_TF}db_instance: engine, identifier(_prefix), db_name, kms_key_id, storage_encrypted,
+    # db_subnet_group_name (outside a VPC move), username, character_set_name, timezone.
     "aws:rds/instance:Instance": (
         "engine",
         "identifier",
+        "identifierPrefix",
         "dbName",
         "kmsKeyId",
         "storageEncrypted",
         "dbSubnetGroupName",
+        "username",
+        "characterSetName",
+        "timezone",
     ),
+    # {_TF}db_parameter_group, {_TF}db_subnet_group: name and family.
+    "aws:rds/parameterGroup:ParameterGroup": ("name", "namePrefix", "family"),
+    "aws:rds/subnetGroup:SubnetGroup": ("name", "namePrefix"),
+    # {_TF}elasticache_replication_group: replication_group_id, at_rest_encryption_enabled, kms_key_id,
+    # subnet_group_name, port; an engine_version below the running one also replaces (see VERSIONS).
     "aws:elasticache/replicationGroup:ReplicationGroup": (
         "replicationGroupId",
         "atRestEncryptionEnabled",
         "kmsKeyId",
         "subnetGroupName",
+        "port",
     ),
+    # {_TF}elasticache_parameter_group, {_TF}elasticache_subnet_group
+    "aws:elasticache/parameterGroup:ParameterGroup": ("name", "family"),
+    "aws:elasticache/subnetGroup:SubnetGroup": ("name",),
+    # {_TF}ecr_repository: name, encryption_configuration.
     "aws:ecr/repository:Repository": ("name", "encryptionConfigurations"),
-    "aws:kms/key:Key": ("customerMasterKeySpec", "keyUsage"),
+    # {_TF}kms_key: customer_master_key_spec, key_usage, multi_region, custom_key_store_id.
+    "aws:kms/key:Key": ("customerMasterKeySpec", "keyUsage", "multiRegion", "customKeyStoreId"),
+    # {_TF}secretsmanager_secret: name, name_prefix.
+    "aws:secretsmanager/secret:Secret": ("name", "namePrefix"),
+    # {_TF}cloudwatch_log_group: name, name_prefix.
+    "aws:cloudwatch/logGroup:LogGroup": ("name", "namePrefix"),
+    # pulumi-eks Cluster (https://www.pulumi.com/registry/packages/eks/api-docs/cluster/) creates an
+    # aws_eks_cluster ({_TF}eks_cluster: name, encryption_config) in the given subnets.
     "eks:index:Cluster": ("name", "encryptionConfigKeyArn", "privateSubnetIds", "publicSubnetIds"),
-    "kubernetes:batch/v1:Job": ("spec",),
+    # pulumi-eks ManagedNodeGroup creates an aws_eks_node_group ({_TF}eks_node_group): node_group_name
+    # (_prefix), instance_types, capacity_type, subnet_ids, node_role_arn, ami_type, disk_size,
+    # cluster_name and the launch template's id.
+    "eks:index:ManagedNodeGroup": (
+        "nodeGroupName",
+        "nodeGroupNamePrefix",
+        "instanceTypes",
+        "capacityType",
+        "subnetIds",
+        "nodeRoleArn",
+        "amiType",
+        "diskSize",
+        "clusterName",
+        "launchTemplate.id",
+    ),
+    # {_TF}eks_addon: cluster_name, addon_name.
+    "aws:eks/addon:Addon": ("clusterName", "addonName"),
+    # pulumi-random (https://www.pulumi.com/registry/packages/random/api-docs/randomid/): every input.
+    "random:index/randomId:RandomId": ("byteLength", "keepers", "prefix"),
+    "random:index/randomPassword:RandomPassword": (
+        "length",
+        "special",
+        "overrideSpecial",
+        "minLower",
+        "minUpper",
+        "minNumeric",
+        "minSpecial",
+        "keepers",
+    ),
+    # Kubernetes: a Job's pod template and a Deployment's selector are immutable (the API server
+    # refuses the change; pulumi-kubernetes replaces), as is any object's name.
+    "kubernetes:batch/v1:Job": ("spec", "metadata.name"),
     "kubernetes:core/v1:Namespace": ("metadata.name",),
     "kubernetes:apps/v1:Deployment": ("metadata.name", "spec.selector"),
 }
+# Versions that may only go up: the service refuses a downgrade (RDS, EKS), or the provider plans it as
+# a replacement (ElastiCache: {_TF}elasticache_replication_group, engine_version). Where the provider
+# ignores a minor under a major-only version, a configured prefix of the running version is no change
+# (RDS: {_TF}db_instance engine_version and engine_version_actual; terraform-provider-aws#39579).
+VERSIONS: dict[str, str] = {
+    "aws:rds/instance:Instance": "engineVersion",
+    "aws:elasticache/replicationGroup:ReplicationGroup": "engineVersion",
+    "eks:index:Cluster": "version",
+    "eks:index:ManagedNodeGroup": "version",
+    "kubernetes:helm.sh/v3:Release": "version",
+}
+PREFIX_SUPPRESSED = {"aws:rds/instance:Instance": "engineVersion"}
+REPLACED_ON_DOWNGRADE = {"aws:elasticache/replicationGroup:ReplicationGroup"}
 DEFAULT_LIMIT = 60_000  # GitHub's comment limit is 65,536 characters; leave room for the header.
 VALUE_WIDTH = 80
 
@@ -54,16 +135,48 @@ class Change:
     new: Any
 
 
+def version_key(value: Any) -> tuple[int, ...]:
+    """``(17, 7)`` of ``"17.7"``, ``(1, 34)`` of ``"1.34"``, ``(79, 1, 0)`` of ``"v79.1.0"``."""
+    return tuple(int(n) for n in re.findall(r"\d+", str(value)))
+
+
+def is_prefix(short: Any, long: Any) -> bool:
+    """``17`` names ``17.7``; ``1.33`` names ``1.33``."""
+    head, full = version_key(short), version_key(long)
+    return bool(head) and full[: len(head)] == head
+
+
 @dataclass
 class ResourceDiff:
     urn: str
     type: str
     changes: list[Change]
+    # Pulumi's protect option on either side: the engine refuses to replace or delete the resource.
+    protected: bool = False
+
+    @property
+    def downgrade(self) -> Change | None:
+        """The version change that goes down, if any."""
+        path = VERSIONS.get(self.type)
+        for change in self.changes:
+            if change.path != path or change.old is None or change.new is None:
+                continue
+            if not is_prefix(change.new, change.old) and version_key(change.new) < version_key(change.old):
+                return change
+        return None
 
     @property
     def replaces(self) -> bool:
         forcing = REPLACING.get(self.type, ())
-        return any(c.path == p or c.path.startswith(f"{p}.") for c in self.changes for p in forcing)
+        if self.type in REPLACED_ON_DOWNGRADE and self.downgrade is not None:
+            return True
+        return any(
+            c.path == p or c.path.startswith((f"{p}.", f"{p}[")) for c in self.changes for p in forcing
+        )
+
+    @property
+    def stateful(self) -> bool:
+        return self.type in STATEFUL or self.protected
 
 
 @dataclass
@@ -103,12 +216,24 @@ def flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
         yield prefix, value
 
 
-def property_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
+def property_changes(
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    state: Mapping[str, Any] | None = None,
+    suppressed_prefix: str | None = None,
+) -> list[Change]:
+    """What differs between the old inputs (overlaid with the refreshed ``state`` of the paths the
+    program sets) and the new inputs; a ``suppressed_prefix`` path set to a prefix of the running value
+    is no change."""
     before, after = dict(flatten(dict(old))), dict(flatten(dict(new)))
+    for path, value in flatten(dict(state or {})):
+        if path in before or path in after:
+            before[path] = value
     return [
         Change(path, before.get(path), after.get(path))
         for path in sorted(before.keys() | after.keys())
         if before.get(path) != after.get(path)
+        and not (path == suppressed_prefix and is_prefix(after.get(path), before.get(path)))
     ]
 
 
@@ -119,12 +244,52 @@ def diff_plans(old: Mapping[str, Any], new: Mapping[str, Any]) -> PlanDiff:
     result.added = [after[u] for u in sorted(after.keys() - before.keys())]
     result.removed = [before[u] for u in sorted(before.keys() - after.keys())]
     for urn in sorted(before.keys() & after.keys()):
-        changes = property_changes(before[urn].get("props") or {}, after[urn].get("props") or {})
+        kind = str(after[urn]["type"])
+        changes = property_changes(
+            before[urn].get("props") or {},
+            after[urn].get("props") or {},
+            before[urn].get("state"),
+            PREFIX_SUPPRESSED.get(kind),
+        )
         if changes:
-            result.changed.append(ResourceDiff(urn, str(after[urn]["type"]), changes))
+            protected = bool(before[urn].get("protect") or after[urn].get("protect"))
+            result.changed.append(ResourceDiff(urn, kind, changes, protected))
         else:
             result.unchanged += 1
     return result
+
+
+def _is_stateful(resource: Mapping[str, Any]) -> bool:
+    return resource.get("type") in STATEFUL or bool(resource.get("protect"))
+
+
+def warnings(diff: PlanDiff) -> list[str]:
+    """One line per replace or delete of a stateful or protected resource, and per version going down."""
+    found = [
+        f"**delete** of {'protected ' if r.get('protect') else ''}`{r['type']}` **{r['name']}**"
+        for r in diff.removed
+        if _is_stateful(r)
+    ]
+    for d in diff.changed:
+        name = d.urn.rsplit("::", 1)[-1]
+        if d.replaces and d.stateful:
+            found.append(f"**replace** of {'protected ' if d.protected else ''}`{d.type}` **{name}**")
+        if (down := d.downgrade) is not None:
+            found.append(f"**downgrade** of `{d.type}` **{name}**: `{down.path}` {down.old} → {down.new}")
+    return found
+
+
+def _warning_lines(diff: PlanDiff) -> list[str]:
+    found = warnings(diff)
+    if not found:
+        return []
+    return [
+        "",
+        "> [!CAUTION]",
+        "> This change would lose state or go back a version; the engine refuses a protected resource, "
+        "a real `pulumi preview` shows what else it would do:",
+        *[f"> - {line}" for line in found],
+    ]
 
 
 def _short(value: Any) -> str:
@@ -168,19 +333,13 @@ def _policy_lines(verdict: Mapping[str, Any] | None) -> list[str]:
     return [*lines, ""]
 
 
-def render(
-    diff: PlanDiff,
-    verdict: Mapping[str, Any] | None = None,
-    limit: int = DEFAULT_LIMIT,
-    cost: str | None = None,
-) -> str:
-    """Markdown for a PR comment; details past ``limit`` characters are folded away and counted.
-    ``cost`` (the monthly delta, stacks/cost.py) comes right under the title."""
+def render(diff: PlanDiff, verdict: Mapping[str, Any] | None = None, limit: int = DEFAULT_LIMIT) -> str:
+    """Markdown for a PR comment; details past ``limit`` characters are folded away and counted."""
     replaced = sum(1 for d in diff.changed if d.replaces)
     head = [
         f"### Offline plan diff: `{diff.stack}`",
+        *_warning_lines(diff),
         "",
-        *([cost, ""] if cost else []),
         f"**{len(diff.added)}** to add, **{len(diff.changed) - replaced}** to update, **{replaced}** to replace, "
         f"**{len(diff.removed)}** to delete, {diff.unchanged} unchanged.",
         "",
