@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 import trustme
+import yaml
 
 from app.signing import sign
 from app.smoke import CHECKS, FAIL, PASS, SECURITY_HEADERS, SKIP, Options, main, report, run_smoke
@@ -372,3 +373,28 @@ def test_tls_checks_skip_on_http_and_the_skip_fails() -> None:
     for check in TLS_CHECKS:
         status, detail = _one(Options("http://127.0.0.1:1"), None, check)
         assert status == FAIL and detail.startswith("skipped: needs an https:// base URL"), detail
+
+
+def test_the_deploy_runs_every_check_and_rolls_back_on_failure() -> None:
+    """deploy-stack.yml: the secret from Secrets Manager (not a GitHub secret), no skip allowed, a
+    succeeded job required; a failed smoke test rolls back to the last release that passed and fails."""
+    workflow = (REPO / ".github" / "workflows" / "deploy-stack.yml").read_text()
+    steps = yaml.safe_load(workflow)["jobs"]["up"]["steps"]
+    by_name = {step.get("name", ""): step for step in steps}
+    smoke = by_name["Smoke test"]
+    assert "--expect-job-status succeeded" in smoke["run"] and "--allow-skip" not in smoke["run"]
+    assert (
+        "secrets."
+        not in workflow.split("- name: Smoke tenant's webhook secret")[1].split("- name: Smoke test")[0]
+    )
+    assert "aws secretsmanager get-secret-value" in by_name["Smoke tenant's webhook secret"]["run"]
+    rollback = by_name["Roll back to the last release that passed"]
+    assert "steps.last-good.outputs.sha" in rollback["if"] and rollback["with"]["work-dir"] == "rollback"
+    assert "steps.smoke.outcome == 'failure'" in by_name["Last release that passed"]["if"]
+    report = by_name["Fail with the smoke report"]
+    assert "steps.smoke.outcome == 'failure'" in report["if"] and report["run"].rstrip().endswith("exit 1")
+    names = [step.get("name", "") for step in steps]
+    assert names.index("Smoke test") < names.index("Record the release that passed")
+    assert names.index("Roll back to the last release that passed") < names.index(
+        "Fail with the smoke report"
+    )
