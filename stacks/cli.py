@@ -143,9 +143,10 @@ def preview_data(
 
     from stacks import diff as plan_diff
     from stacks.comment import PreviewData, build_payload
+    from stacks.cost import diff_cost_data
     from stacks.plan import check_policies
 
-    diff_result, verdict = None, None
+    diff_result, verdict, cost = None, None, None
     if head_exit == 0:
         try:
             before, after = plan_diff.load_plan(old), plan_diff.load_plan(new)
@@ -153,7 +154,10 @@ def preview_data(
             raise _fail(str(exc)) from None
         verdict = check_policies(after)
         diff_result = plan_diff.diff_plans(before, after)
-    payload = build_payload(diff_result, verdict, pr=pr, head_sha=head_sha, stack=stack, exit_code=head_exit)
+        cost = diff_cost_data(old, new, before, after)
+    payload = build_payload(
+        diff_result, verdict, pr=pr, head_sha=head_sha, stack=stack, exit_code=head_exit, cost=cost
+    )
     PreviewData.model_validate(payload)  # what the comment job will check, checked here first
     output.write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     out.print(f"wrote {output}", highlight=False)

@@ -54,6 +54,8 @@ MAX_VALUE_DEPTH = 8
 MAX_ITEMS = 2_000  # resources per list
 MAX_CHANGES = 200  # property changes per resource
 MAX_VIOLATIONS = 500
+MAX_COST_CHANGES = 8  # the cost delta's "what changed" lines (stacks/cost.py shows as many)
+MAX_USD = 10.0**9
 MAX_COUNT = 1_000_000
 MEMBER = "preview.json"
 
@@ -131,6 +133,14 @@ class PolicyVerdict(_Data):
     violations: list[Violation] = Field(max_length=MAX_VIOLATIONS)
 
 
+class CostDelta(_Data):
+    """The estimated monthly cost before and after (stacks/cost.py) and what changed it."""
+
+    before_usd: float = Field(ge=0, le=MAX_USD)
+    after_usd: float = Field(ge=0, le=MAX_USD)
+    changes: list[Text] = Field(max_length=MAX_COST_CHANGES)
+
+
 class Counts(_Data):
     add: Count
     update: Count
@@ -153,6 +163,7 @@ class PreviewData(_Data):
     added: list[ResourceRef] = Field(max_length=MAX_ITEMS)
     removed: list[ResourceRef] = Field(max_length=MAX_ITEMS)
     changed: list[ChangedResource] = Field(max_length=MAX_ITEMS)
+    cost: CostDelta | None = None
 
 
 def json_schema() -> dict[str, Any]:
@@ -187,8 +198,10 @@ def build_payload(
     head_sha: str,
     stack: str,
     exit_code: int = 0,
+    cost: tuple[float, float, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
-    """``preview.json`` for one stack; ``diff`` is None when the head plan failed (``exit_code``)."""
+    """``preview.json`` for one stack; ``diff`` is None when the head plan failed (``exit_code``).
+    ``cost``: the estimated monthly cost before and after, and what changed it (stacks/cost.py)."""
     payload: dict[str, Any] = {
         "schema": SCHEMA_ID,
         "pr": pr,
@@ -202,6 +215,13 @@ def build_payload(
         "removed": [],
         "changed": [],
     }
+    if cost is not None:
+        before, after, changes = cost
+        payload["cost"] = {
+            "beforeUsd": round(float(before), 2),
+            "afterUsd": round(float(after), 2),
+            "changes": [str(c)[:MAX_TEXT] for c in list(changes)[:MAX_COST_CHANGES]],
+        }
     if verdict is not None:
         payload["policy"] = {
             "policies": int(verdict.get("policies", 0)),
@@ -500,9 +520,25 @@ def _changed_block(resource: ChangedResource) -> list[str]:
     return [*lines, ""]
 
 
+def _cost_lines(cost: CostDelta | None) -> list[str]:
+    """The monthly delta first (our words and numbers formatted here; the PR's lines as code)."""
+    if cost is None:
+        return []
+    delta = cost.after_usd - cost.before_usd
+    sign = "+" if delta >= 0 else "-"
+    lines = [
+        f"**Estimated cost: {sign}${abs(delta):,.2f}/month** (${cost.before_usd:,.2f} → ${cost.after_usd:,.2f}, "
+        "on-demand list prices; see plan.md)",
+        "",
+    ]
+    if cost.changes:
+        lines[-1:] = [*(f"- {code(change)}" for change in cost.changes), ""]
+    return lines
+
+
 def render_stack(data: PreviewData) -> tuple[list[str], list[list[str]]]:
     """The head (always shown) and the detail blocks (shown while they fit) of one stack."""
-    head = [f"### `{data.stack}`", ""]
+    head = [f"### `{data.stack}`", "", *_cost_lines(data.cost)]
     if data.status == "head-plan-failed":
         head += [
             f"The plan of the PR's head failed (exit {data.exit_code}); see the `preview` run's log.",

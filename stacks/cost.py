@@ -204,3 +204,17 @@ def diff_cost(
     except UnpricedError as exc:
         return f"_Estimated cost: not available ({exc})._"
     return render_delta(old_cost, new_cost)
+
+
+def diff_cost_data(
+    old_path: Path, new_path: Path, before: Mapping[str, Any], after: Mapping[str, Any]
+) -> tuple[float, float, list[str]] | None:
+    """``stacks preview-data``: (before, after, what changed) for the PR comment's data, or None."""
+    try:
+        new_cost = cost_of(after, new_path, load_cost(old_path))
+        old_cost = cost_of(before, old_path, new_cost)
+    except UnpricedError:
+        return None
+    _, changes = delta_summary(old_cost, new_cost)
+    plain = [change.replace("`", "") for change in changes[:MAX_DELTA_ITEMS]]
+    return float(old_cost.get("monthlyUsd") or 0), float(new_cost.get("monthlyUsd") or 0), plain

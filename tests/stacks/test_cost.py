@@ -298,3 +298,46 @@ def test_budget_policy_reports_over_budget_advisory_on_staging_mandatory_on_prod
 
 def test_price_table_file_is_the_one_the_pack_reads() -> None:
     assert Path(PRICES_PATH).name == "prices.json" and TABLE["version"]
+
+
+def test_pr_comment_shows_the_monthly_delta_first_and_the_changes_as_code() -> None:
+    from stacks.comment import PreviewData, Run, build_payload, render_comment, render_stack
+
+    base = estimate(small_stack(db_class="db.r6g.large", multi_az=True), REGION, on=DAY).to_json()
+    bigger = estimate(small_stack(db_class="db.r6g.xlarge", multi_az=True), REGION, on=DAY).to_json()
+    _, changes = delta_summary(base, bigger)
+    hostile = "<img src=x onerror=alert(1)> @everyone"
+    before = {"project": "p", "stack": "staging", "resources": small_stack()}
+    payload = build_payload(
+        diff_plans(before, before),
+        None,
+        pr=7,
+        head_sha="a" * 40,
+        stack="staging",
+        cost=(base["monthlyUsd"], bigger["monthlyUsd"], [c.replace("`", "") for c in changes] + [hostile]),
+    )
+    data = PreviewData.model_validate(payload)
+    head, _ = render_stack(data)
+    delta = bigger["monthlyUsd"] - base["monthlyUsd"]
+    assert head[2] == (
+        f"**Estimated cost: +${delta:,.2f}/month** (${base['monthlyUsd']:,.2f} → ${bigger['monthlyUsd']:,.2f}, "
+        "on-demand list prices; see plan.md)"
+    )
+    assert head[3] == "- `postgres db.r6g.large Multi-AZ → db.r6g.xlarge Multi-AZ: +$376.68`"
+    assert f"- `{hostile}`" in head  # the PR's text is literal, never markup
+    run = Run("o/r", "o/r", "b", "a" * 40, "pull_request")
+    assert len(render_comment([data, data], run)) < COMMENT_LIMIT
+
+
+def test_comment_schema_bounds_the_cost_data() -> None:
+    from pydantic import ValidationError
+
+    from stacks.comment import PreviewData, build_payload
+
+    payload = build_payload(None, None, pr=7, head_sha="a" * 40, stack="staging", exit_code=1)
+    payload["cost"] = {"beforeUsd": 1.0, "afterUsd": -5.0, "changes": []}
+    with pytest.raises(ValidationError):
+        PreviewData.model_validate(payload)
+    payload["cost"] = {"beforeUsd": 1.0, "afterUsd": 2.0, "changes": ["x"] * 9}
+    with pytest.raises(ValidationError):
+        PreviewData.model_validate(payload)
