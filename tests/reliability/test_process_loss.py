@@ -18,6 +18,7 @@ from harness.fake_servicedesk import FakeServiceDesk
 from harness.faults import WorkerFleet
 from harness.http_fake import Fault
 from harness.net import wait_until
+from harness.prom import sample_value
 from harness.redis_server import RedisServer
 from harness.stack import Stack, TenantFixture
 
@@ -32,8 +33,11 @@ def test_broker_outage_loses_no_job(
     fleet: WorkerFleet,
     fake_servicedesk: FakeServiceDesk,
 ) -> None:
+    """The publish fails while the broker is down, so only the worker's sweeper can get the job run:
+    with the sweeper off the job stays queued and this fails."""
     worker = fleet.start()
     ticket = stack.new_ticket(tenant_a)
+    failed_before = _api_enqueue_failures(client)
     redis_server.stop()
     try:
         response = stack.post_webhook(client, tenant_a, ticket)
@@ -43,13 +47,21 @@ def test_broker_outage_loses_no_job(
         ready = client.get("/api/v1/ready")
         assert ready.status_code == 503
         assert ready.json()["checks"]["redis"]["status"] == "error"
+        # The broker stays down until the API has given the publish up: no message for this job
+        # exists once it is back, whatever kombu's reconnects would otherwise deliver late.
+        wait_until(
+            lambda: _api_enqueue_failures(client) > failed_before, 30, what="the API's publish to fail"
+        )
     finally:
         redis_server.start()
-    # The sweeper (in the worker) re-sends the stale job once the broker is back.
     job = stack.wait_for_job(job_id, timeout=60)
     assert job["status"] == "succeeded", job["error"]
     assert len(fake_servicedesk.notes_for(tenant_a.instance, ticket)) == 1
-    assert "ai_agents_sweeper_requeued_total" in worker.metrics()
+    assert sample_value(worker.metrics(), "ai_agents_sweeper_requeued_total") >= 1
+
+
+def _api_enqueue_failures(client: httpx.Client) -> float:
+    return sample_value(client.get("/metrics").text, "ai_agents_enqueue_failures_total")
 
 
 def test_worker_killed_after_posting_does_not_post_twice(
