@@ -333,13 +333,20 @@ def _policy_lines(verdict: Mapping[str, Any] | None) -> list[str]:
     return [*lines, ""]
 
 
-def render(diff: PlanDiff, verdict: Mapping[str, Any] | None = None, limit: int = DEFAULT_LIMIT) -> str:
-    """Markdown for a PR comment; details past ``limit`` characters are folded away and counted."""
+def render(
+    diff: PlanDiff,
+    verdict: Mapping[str, Any] | None = None,
+    limit: int = DEFAULT_LIMIT,
+    cost: str | None = None,
+) -> str:
+    """Markdown for a PR comment; details past ``limit`` characters are folded away and counted.
+    ``cost`` (the monthly delta, stacks/cost.py) comes right under the title."""
     replaced = sum(1 for d in diff.changed if d.replaces)
     head = [
         f"### Offline plan diff: `{diff.stack}`",
         *_warning_lines(diff),
         "",
+        *([cost, ""] if cost else []),
         f"**{len(diff.added)}** to add, **{len(diff.changed) - replaced}** to update, **{replaced}** to replace, "
         f"**{len(diff.removed)}** to delete, {diff.unchanged} unchanged.",
         "",
