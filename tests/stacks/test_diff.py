@@ -149,8 +149,9 @@ def test_preview_workflow_offline_steps(worktrees: tuple[Path, Path], tmp_path: 
     assert result.returncode == 0, result.stderr
     text = comment.read_text()
     assert "| `instanceClass` | `db.t4g.medium` | `db.t4g.large` |" in text
-    # The monthly delta comes first: (db.t4g.large - db.t4g.medium) x 730 h at the table's prices.
-    assert text.splitlines()[2].startswith("**Estimated cost: +$52.56/month**")
+    # The monthly delta comes before the counts (after any lost-state warning): (db.t4g.large -
+    # db.t4g.medium) x 730 h at the table's prices.
+    assert text.index("**Estimated cost: +$52.56/month**") < text.index(" to add, ")
     # The database changes in place; the new commit also means new image digests, so the Deployments
     # roll and the migrations Job (named from its digest) is replaced: exactly what a real PR shows.
     assert "#### update: `aws:rds/instance:Instance`" in text
