@@ -1,15 +1,16 @@
-"""Cluster add-ons the workloads rely on: cert-manager, ingress-nginx behind an AWS NLB, metrics-server.
+"""Cluster add-ons the workloads rely on: cert-manager, the edge (Envoy Gateway behind an AWS NLB, see
+components/edge.py), metrics-server.
 
 Every chart comes from its official repository at the version pinned in the stack config. The order
 matters and is explicit: the ClusterIssuers are custom resources, so they wait for the cert-manager
-release that installs their CRDs; the workloads' Ingress waits for ingress-nginx (whose admission
-webhook validates it) and for the issuer (see ``Platform.ingress_dependencies``).
+release that installs their CRDs; the edge's Certificate waits for the issuer; the workloads' routes
+wait for the Gateway (see ``Platform.ingress_dependencies``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,64 +18,19 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from components.edge import EDGE_NAMESPACE, GATEWAY_NAME, HTTP_LISTENER, Edge, EdgeArgs
+from components.edge_settings import EdgeSettings
 from components.irsa import irsa_trust_policy
 from components.platform_settings import PlatformSettings
 
 CERT_MANAGER_REPO = "https://charts.jetstack.io"
-INGRESS_NGINX_REPO = "https://kubernetes.github.io/ingress-nginx"
 METRICS_SERVER_REPO = "https://kubernetes-sigs.github.io/metrics-server/"
 
 CERT_MANAGER_NAMESPACE = "cert-manager"
 CERT_MANAGER_SERVICE_ACCOUNT = "cert-manager"
-INGRESS_NAMESPACE = "ingress-nginx"
-INGRESS_CLASS = "nginx"
-# Labels the chart puts on the controller pods; the workloads' NetworkPolicy admits exactly these.
-INGRESS_CONTROLLER_LABELS = {
-    "app.kubernetes.io/name": "ingress-nginx",
-    "app.kubernetes.io/component": "controller",
-}
-
 ACME_SERVERS = {
     "letsencrypt-staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
     "letsencrypt-production": "https://acme-v02.api.letsencrypt.org/directory",
-}
-
-# Sent on every response the controller serves. CSP is left to the app: it knows that /docs loads
-# Swagger UI, and a CSP strict enough for the JSON API would break that page.
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
-    "Cross-Origin-Opener-Policy": "same-origin",
-}
-
-# ingress-nginx's ConfigMap (controller-wide): TLS 1.2+ only, HSTS, no version banner, client
-# addresses taken from the connection (the NLB preserves them) rather than from spoofable headers.
-INGRESS_CONTROLLER_CONFIG = {
-    "ssl-protocols": "TLSv1.2 TLSv1.3",
-    "ssl-prefer-server-ciphers": "true",
-    "hsts": "true",
-    "hsts-max-age": "31536000",
-    "hsts-include-subdomains": "true",
-    "hsts-preload": "false",
-    "ssl-redirect": "true",
-    "server-tokens": "false",
-    "use-forwarded-headers": "false",
-    "allow-snippet-annotations": "false",
-    "limit-req-status-code": "429",
-    "limit-conn-status-code": "429",
-    # Longer than the app's 20 s graceful shutdown, so in-flight requests finish on a reload.
-    "worker-shutdown-timeout": "30s",
-}
-
-# In-tree / cloud-provider-aws annotations: an internet-facing NLB in the public subnets, spread
-# across zones. externalTrafficPolicy=Local (below) keeps the client address for rate limiting.
-NLB_ANNOTATIONS = {
-    "service.beta.kubernetes.io/aws-load-balancer-type": "nlb",
-    "service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing",
-    "service.beta.kubernetes.io/aws-load-balancer-cross-zone-load-balancing-enabled": "true",
-    "service.beta.kubernetes.io/aws-load-balancer-backend-protocol": "tcp",
 }
 
 
@@ -95,7 +51,23 @@ def acme_solver(settings: PlatformSettings, region: str) -> dict[str, Any]:
             "dns01": {"route53": {"region": region, "hostedZoneID": settings.hosted_zone_id}},
             "selector": {"dnsZones": [settings.domain]},
         }
-    return {"http01": {"ingress": {"ingressClassName": INGRESS_CLASS}}}
+    # HTTP-01 through the edge's plain-HTTP listener: cert-manager attaches a solver HTTPRoute (more
+    # specific than the redirect) next to the Certificate, in the Gateway's namespace.
+    return {
+        "http01": {
+            "gatewayHTTPRoute": {
+                "parentRefs": [
+                    {
+                        "group": "gateway.networking.k8s.io",
+                        "kind": "Gateway",
+                        "name": GATEWAY_NAME,
+                        "namespace": EDGE_NAMESPACE,
+                        "sectionName": HTTP_LISTENER,
+                    }
+                ]
+            }
+        }
+    }
 
 
 def cluster_issuer_spec(issuer: str, settings: PlatformSettings, region: str) -> dict[str, Any]:
@@ -129,53 +101,6 @@ def route53_policy(hosted_zone_id: str) -> str:
     )
 
 
-def zone_spread(labels: Mapping[str, str]) -> list[dict[str, Any]]:
-    """Chart-values form of a topology spread over zones (best effort: zones may be short of room)."""
-    return [
-        {
-            "maxSkew": 1,
-            "topologyKey": "topology.kubernetes.io/zone",
-            "whenUnsatisfiable": "ScheduleAnyway",
-            "labelSelector": {"matchLabels": dict(labels)},
-        }
-    ]
-
-
-def ingress_nginx_values(
-    settings: PlatformSettings, replicas: int, source_ranges: Sequence[str]
-) -> dict[str, Any]:
-    return {
-        "controller": {
-            "replicaCount": replicas,
-            "minAvailable": 1,
-            "ingressClass": INGRESS_CLASS,
-            "ingressClassResource": {
-                "name": INGRESS_CLASS,
-                "enabled": True,
-                "default": False,
-                "controllerValue": "k8s.io/ingress-nginx",
-            },
-            # The Ingress' own annotations cannot inject raw nginx configuration (CVE-2021-25742).
-            "allowSnippetAnnotations": False,
-            "config": INGRESS_CONTROLLER_CONFIG,
-            "addHeaders": SECURITY_HEADERS,
-            "service": {
-                # The only LoadBalancer Service in the cluster.
-                "type": "LoadBalancer",
-                "externalTrafficPolicy": "Local",
-                "annotations": NLB_ANNOTATIONS,
-                "loadBalancerSourceRanges": list(source_ranges),
-            },
-            "admissionWebhooks": {"enabled": True},
-            # Seam for monitoring (a later issue): the metrics port, no ServiceMonitor yet.
-            "metrics": {"enabled": True, "serviceMonitor": {"enabled": False}},
-            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
-            "topologySpreadConstraints": zone_spread(INGRESS_CONTROLLER_LABELS),
-        },
-        "defaultBackend": {"enabled": False},
-    }
-
-
 def cert_manager_values(role_arn: pulumi.Input[str] | None, replicas: int) -> dict[str, Any]:
     values: dict[str, Any] = {
         # The chart installs and upgrades the CRDs; keep them when the release is removed, so deleting
@@ -195,6 +120,12 @@ def cert_manager_values(role_arn: pulumi.Input[str] | None, replicas: int) -> di
         },
         # Leader election in its own namespace instead of kube-system (narrower RBAC).
         "global": {"leaderElection": {"namespace": CERT_MANAGER_NAMESPACE}},
+        # Gateway API support: the HTTP-01 solver attaches HTTPRoutes to the edge's Gateway.
+        "config": {
+            "apiVersion": "controller.config.cert-manager.io/v1alpha1",
+            "kind": "ControllerConfiguration",
+            "enableGatewayAPI": True,
+        },
         "prometheus": {"enabled": True, "servicemonitor": {"enabled": False}},
         "resources": {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
     }
@@ -212,15 +143,19 @@ class PlatformArgs:
     # IRSA for cert-manager's Route 53 access (used only when settings.hosted_zone_id is set).
     oidc_provider_arn: pulumi.Input[str]
     oidc_issuer: pulumi.Input[str]
-    # Controller replicas (ingress-nginx and cert-manager); two or more survive a node drain.
+    # The edge: its settings, the API's public name and the namespace whose routes it serves.
+    edge: EdgeSettings
+    hostname: str
+    app_namespace: str
+    # Controller replicas (Envoy Gateway and cert-manager); two or more survive a node drain.
     replicas: int = 2
 
 
 class Platform(pulumi.ComponentResource):
-    """cert-manager with both Let's Encrypt ClusterIssuers, ingress-nginx behind an NLB, metrics-server."""
+    """cert-manager with both Let's Encrypt ClusterIssuers, the edge (Envoy Gateway), metrics-server."""
 
     cluster_issuer: str
-    ingress_class: str
+    edge: Edge
     ingress_namespace: str
     cert_manager_role_arn: pulumi.Output[str] | None
     ingress_dependencies: list[pulumi.Resource]
@@ -254,15 +189,18 @@ class Platform(pulumi.ComponentResource):
             )
             for issuer in ACME_SERVERS
         }
-        # The controller's pods need NET_BIND_SERVICE for ports 80/443, which `restricted` forbids.
-        ingress_nginx = self._release(
-            "ingress-nginx",
-            INGRESS_NAMESPACE,
-            restricted_namespace(enforce="baseline"),
-            chart="ingress-nginx",
-            version=settings.ingress_nginx_chart_version,
-            repo=INGRESS_NGINX_REPO,
-            values=ingress_nginx_values(settings, args.replicas, settings.ingress_allowed_cidrs),
+        edge = Edge(
+            f"{name}-edge",
+            EdgeArgs(
+                settings=args.edge,
+                provider=args.provider,
+                hostname=args.hostname,
+                app_namespace=args.app_namespace,
+                cluster_issuer=settings.cluster_issuer,
+                cert_manager=[cert_manager, issuers[settings.cluster_issuer]],
+                controller_replicas=args.replicas,
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
         )
         # HPAs read CPU and memory from the metrics API, which EKS does not install by itself.
         k8s.helm.v3.Release(
@@ -278,14 +216,14 @@ class Platform(pulumi.ComponentResource):
         )
 
         self.cluster_issuer = settings.cluster_issuer
-        self.ingress_class = INGRESS_CLASS
-        self.ingress_namespace = INGRESS_NAMESPACE
+        self.edge = edge
+        self.ingress_namespace = edge.namespace
         self.cert_manager_role_arn = role_arn
-        self.ingress_dependencies = [ingress_nginx, issuers[settings.cluster_issuer]]
+        self.ingress_dependencies = edge.route_dependencies
         self.register_outputs(
             {
                 "cluster_issuer": self.cluster_issuer,
-                "ingress_class": self.ingress_class,
+                "gateway": edge.gateway_name,
                 "cert_manager_role_arn": role_arn,
             }
         )

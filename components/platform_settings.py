@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from components.settings import Cidr, Section
+from components.settings import Section
 
 
 class PlatformSettings(Section):
@@ -15,14 +15,10 @@ class PlatformSettings(Section):
     acme_email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$")
     """Contact address registered with Let's Encrypt."""
     cluster_issuer: Literal["letsencrypt-staging", "letsencrypt-production"] = "letsencrypt-production"
-    """Which Let's Encrypt ClusterIssuer the ingress uses; both are installed."""
+    """Which Let's Encrypt ClusterIssuer the edge's certificate uses; both are installed."""
     hosted_zone_id: str | None = Field(default=None, pattern=r"^Z[A-Z0-9]{1,32}$")
     """Route 53 zone for DNS-01 challenges (through IRSA); without one cert-manager uses HTTP-01."""
     cert_manager_chart_version: str = Field(default="v1.19.1", pattern=r"^v?\d+\.\d+\.\d+$")
     """Pinned cert-manager Helm chart version."""
-    ingress_nginx_chart_version: str = Field(default="4.13.3", pattern=r"^\d+\.\d+\.\d+$")
-    """Pinned ingress-nginx Helm chart version."""
     metrics_server_chart_version: str = Field(default="3.13.0", pattern=r"^\d+\.\d+\.\d+$")
     """Pinned metrics-server Helm chart version (HPA metrics)."""
-    ingress_allowed_cidrs: list[Cidr] = Field(default_factory=lambda: ["0.0.0.0/0"])
-    """Client CIDRs the load balancer admits; a public webhook API admits the internet."""

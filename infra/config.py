@@ -27,6 +27,7 @@ from components.cache_settings import CacheSettings
 from components.cluster_settings import ClusterSettings
 from components.cost_settings import CostSettings
 from components.database_settings import DatabaseSettings
+from components.edge_settings import EdgeSettings
 from components.images_settings import ImagesSettings
 from components.monitoring_settings import MonitoringSettings
 from components.network_settings import NetworkSettings
@@ -77,6 +78,8 @@ class StackConfig(Section):
     """Which build the workloads run: this checkout's, or an already pushed one (rollback)."""
     platform: PlatformSettings
     """Domain, TLS and the cluster add-ons."""
+    edge: EdgeSettings = EdgeSettings()
+    """The internet edge: Envoy Gateway, its load balancer, TLS and request limits."""
     app: AppSettings
     """The service's workloads."""
     monitoring: MonitoringSettings = MonitoringSettings()

@@ -16,6 +16,7 @@ from components.alarms import Alarms, AlarmsArgs
 from components.cache import Cache, CacheArgs
 from components.cluster import Cluster, ClusterArgs
 from components.database import Database, DatabaseArgs
+from components.edge import HTTPS_LISTENER, PROXY_LABELS
 from components.identity import AppIdentity, AppIdentityArgs
 from components.images import Images, ImagesArgs, current_git_sha
 from components.keys import Keys, KeysArgs
@@ -142,6 +143,9 @@ def platform_args(
         region=config.aws.region,
         oidc_provider_arn=oidc_provider_arn,
         oidc_issuer=oidc_issuer,
+        edge=config.edge,
+        hostname=config.public_hostname,
+        app_namespace=config.app.namespace,
     )
 
 
@@ -149,11 +153,12 @@ def ingressing(config: StackConfig, platform: Platform) -> Ingressing:
     """How the workloads publish the API through what the platform installed."""
     return Ingressing(
         hostname=config.public_hostname,
-        cluster_issuer=platform.cluster_issuer,
-        ingress_class=platform.ingress_class,
+        gateway_name=platform.edge.gateway_name,
         controller_namespace=platform.ingress_namespace,
-        # Without a hosted zone cert-manager answers HTTP-01 from solver pods behind the ingress.
-        acme_http01=config.platform.hosted_zone_id is None,
+        controller_labels=PROXY_LABELS,
+        https_listener=HTTPS_LISTENER,
+        publish_docs=config.edge.publish_docs,
+        request_timeout_seconds=config.edge.request_timeout_seconds,
         depends_on=platform.ingress_dependencies,
     )
 

@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -29,7 +29,14 @@ from components.workloads.contract import (
     labels,
     selector_labels,
 )
-from components.workloads.ingress import Ingressing, ingress_annotations, ingress_spec
+from components.workloads.ingress import (
+    ENVOY_API,
+    GATEWAY_API,
+    Ingressing,
+    backend_traffic_spec,
+    cors_spec,
+    routes,
+)
 from components.workloads.network_policies import PolicyPlan, policy_plans, policy_spec
 from components.workloads.pods import (
     TASK_SOFT_TIME_LIMIT_SECONDS,
@@ -362,14 +369,32 @@ class Workloads(pulumi.ComponentResource):
         )
 
     def _ingress(self, service: k8s.core.v1.Service) -> None:
-        ingress = self._args.ingress
-        k8s.networking.v1.Ingress(
-            f"{self._name}-ingress",
-            metadata=self._meta(
-                "api", "api", annotations=ingress_annotations(self._args.settings, ingress.cluster_issuer)
-            ),
-            spec=ingress_spec(ingress, service.metadata.name),
-            opts=self._in_ns.merge(pulumi.ResourceOptions(depends_on=[service, *ingress.depends_on])),
+        """The API's HTTPRoutes on the edge's Gateway and the Envoy Gateway policies attached to them."""
+        ingress, settings = self._args.ingress, self._args.settings
+        after = self._in_ns.merge(pulumi.ResourceOptions(depends_on=[service, *ingress.depends_on]))
+        for route, spec in routes(ingress, service.metadata.name).items():
+            self._custom(GATEWAY_API, "HTTPRoute", route, spec, after)
+            rate_limited = route == "api-webhook"
+            self._custom(
+                ENVOY_API,
+                "BackendTrafficPolicy",
+                route,
+                backend_traffic_spec(settings, route, rate_limited=rate_limited),
+                after,
+            )
+            if settings.cors_origins:
+                self._custom(ENVOY_API, "SecurityPolicy", route, cors_spec(settings, route), after)
+
+    def _custom(
+        self, api_version: str, kind: str, name: str, spec: dict[str, Any], opts: pulumi.ResourceOptions
+    ) -> None:
+        k8s.apiextensions.CustomResource(
+            f"{self._name}-{kind.lower()}-{name}",
+            api_version=api_version,
+            kind=kind,
+            metadata=self._meta(name, "api"),
+            spec=spec,
+            opts=opts,
         )
 
     def _network_policies(self) -> None:
@@ -378,7 +403,7 @@ class Workloads(pulumi.ComponentResource):
             controller_namespace=args.ingress.controller_namespace,
             vpc_cidr=args.vpc_cidr,
             redis_port=args.backends.redis_port,
-            acme_http01=args.ingress.acme_http01,
+            controller_labels=args.ingress.controller_labels,
         )
         for plan in plans:
             self._network_policy(plan)

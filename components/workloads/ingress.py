@@ -1,88 +1,139 @@
-"""How the API is published: one Ingress of the platform's class, TLS from its ClusterIssuer, HTTPS
-only, per-client rate limit, body size and CORS, and only the public routes."""
+"""How the API is published: HTTPRoutes in the app namespace attached to the edge's HTTPS listener
+(components/edge.py), only the public paths, with security headers, timeouts, the webhook's body limit
+and a per-client rate limit on the webhook route (Envoy Gateway policies next to the routes)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 
+from components.workloads.contract import API_PORT
 from components.workloads.settings import AppSettings
 
-# Paths published on the internet. /metrics is deliberately absent: it is scraped in-cluster only.
-PUBLIC_PREFIXES = ("/webhook", "/api", "/health", "/docs")
-PUBLIC_EXACT = ("/openapi.json",)  # the schema /docs renders
+GATEWAY_API = "gateway.networking.k8s.io/v1"
+ENVOY_API = "gateway.envoyproxy.io/v1alpha1"
 
-ISSUER_ANNOTATION = "cert-manager.io/cluster-issuer"
-# The Secret cert-manager writes the API's certificate into (TLS material, not an application secret).
-TLS_SECRET = "api-tls"  # noqa: S105
+# Paths published on the internet. /metrics is deliberately absent: it is scraped in-cluster only.
+WEBHOOK_PREFIX = "/webhook"
+API_PREFIXES = ("/api", "/health")
+DOCS_PREFIXES = ("/docs",)
+DOCS_EXACT = ("/openapi.json",)  # the schema /docs renders
+
+# Sent on every response of the API's routes. CSP is left to the app: it knows that /docs loads
+# Swagger UI, and a CSP strict enough for the JSON API would break that page.
+SECURITY_HEADERS = {
+    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
 
 
 @dataclass(frozen=True)
 class Ingressing:
-    """What the platform installed for publishing the API."""
+    """What the edge installed for publishing the API."""
 
     hostname: str
-    cluster_issuer: str
-    ingress_class: str
+    gateway_name: str
+    # The Gateway's namespace, where the proxy pods run (the NetworkPolicy admits them).
     controller_namespace: str
-    # HTTP-01 challenges are answered by solver pods in this namespace; they must be reachable.
-    acme_http01: bool
-    # Applied first: the ingress controller (its webhook validates Ingresses) and the ClusterIssuer.
+    controller_labels: Mapping[str, str]
+    https_listener: str
+    # Route /docs and /openapi.json (the stack's choice).
+    publish_docs: bool
+    request_timeout_seconds: int
+    # Applied first: the Gateway and the CRDs of the route and policy kinds.
     depends_on: Sequence[pulumi.Resource] = ()
 
 
-def ingress_annotations(settings: AppSettings, cluster_issuer: str) -> dict[str, str]:
-    """TLS from cert-manager, HTTPS only, body size, per-client rate limit, CORS (security headers are
-    added controller-wide, see components/platform.py)."""
-    prefix = "nginx.ingress.kubernetes.io"
-    annotations = {
-        ISSUER_ANNOTATION: cluster_issuer,
-        f"{prefix}/ssl-redirect": "true",
-        f"{prefix}/force-ssl-redirect": "true",
-        f"{prefix}/proxy-body-size": f"{settings.max_body_kib}k",
-        f"{prefix}/limit-rps": str(settings.rate_limit_rps),
-        f"{prefix}/limit-burst-multiplier": "3",
-        f"{prefix}/proxy-connect-timeout": "5",
-        f"{prefix}/proxy-read-timeout": "30",
-        f"{prefix}/proxy-send-timeout": "30",
-    }
-    if settings.cors_origins:
-        annotations |= {
-            f"{prefix}/enable-cors": "true",
-            f"{prefix}/cors-allow-origin": ", ".join(settings.cors_origins),
-            f"{prefix}/cors-allow-methods": "GET, POST, OPTIONS",
-            f"{prefix}/cors-allow-headers": "Authorization, Content-Type, X-ServiceDesk-Signature",
-            f"{prefix}/cors-allow-credentials": "false",
-            f"{prefix}/cors-max-age": "600",
-        }
-    return annotations
-
-
-def ingress_paths(service: pulumi.Input[str]) -> list[k8s.networking.v1.HTTPIngressPathArgs]:
-    backend = k8s.networking.v1.IngressBackendArgs(
-        service=k8s.networking.v1.IngressServiceBackendArgs(
-            name=service, port=k8s.networking.v1.ServiceBackendPortArgs(name="http")
-        )
-    )
-    return [
-        k8s.networking.v1.HTTPIngressPathArgs(path=path, path_type=kind, backend=backend)
-        for kind, paths in (("Prefix", PUBLIC_PREFIXES), ("Exact", PUBLIC_EXACT))
-        for path in paths
+def path_matches(prefixes: Sequence[str], exact: Sequence[str] = ()) -> list[dict[str, Any]]:
+    return [{"path": {"type": "PathPrefix", "value": p}} for p in prefixes] + [
+        {"path": {"type": "Exact", "value": p}} for p in exact
     ]
 
 
-def ingress_spec(ingress: Ingressing, service: pulumi.Input[str]) -> k8s.networking.v1.IngressSpecArgs:
-    """The API's host, with the certificate cert-manager keeps in TLS_SECRET, routed to ``service``."""
-    return k8s.networking.v1.IngressSpecArgs(
-        ingress_class_name=ingress.ingress_class,
-        tls=[k8s.networking.v1.IngressTLSArgs(hosts=[ingress.hostname], secret_name=TLS_SECRET)],
-        rules=[
-            k8s.networking.v1.IngressRuleArgs(
-                host=ingress.hostname,
-                http=k8s.networking.v1.HTTPIngressRuleValueArgs(paths=ingress_paths(service)),
-            )
+def route_spec(
+    ingress: Ingressing, service: pulumi.Input[str], matches: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """One HTTPRoute rule on the HTTPS listener to ``service``, with the security headers and a timeout."""
+    return {
+        "parentRefs": [
+            {
+                "name": ingress.gateway_name,
+                "namespace": ingress.controller_namespace,
+                "sectionName": ingress.https_listener,
+            }
         ],
-    )
+        "hostnames": [ingress.hostname],
+        "rules": [
+            {
+                "matches": matches,
+                "backendRefs": [{"name": service, "port": API_PORT}],
+                "filters": [
+                    {
+                        "type": "ResponseHeaderModifier",
+                        "responseHeaderModifier": {
+                            "set": [{"name": k, "value": v} for k, v in SECURITY_HEADERS.items()]
+                        },
+                    }
+                ],
+                "timeouts": {"request": f"{ingress.request_timeout_seconds}s"},
+            }
+        ],
+    }
+
+
+def routes(ingress: Ingressing, service: pulumi.Input[str]) -> dict[str, dict[str, Any]]:
+    """HTTPRoute name → spec: the webhook (rate-limited) apart from the rest of the public API."""
+    public = path_matches(API_PREFIXES)
+    if ingress.publish_docs:
+        public += path_matches(DOCS_PREFIXES, DOCS_EXACT)
+    return {
+        "api-webhook": route_spec(ingress, service, path_matches((WEBHOOK_PREFIX,))),
+        "api": route_spec(ingress, service, public),
+    }
+
+
+def route_ref(name: str) -> dict[str, str]:
+    return {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": name}
+
+
+def backend_traffic_spec(settings: AppSettings, route: str, *, rate_limited: bool) -> dict[str, Any]:
+    """The webhook's body limit on every route; on the webhook, a per-client-address rate limit (local to
+    each proxy replica; the client address comes from proxy protocol)."""
+    spec: dict[str, Any] = {
+        "targetRefs": [route_ref(route)],
+        "requestBuffer": {"limit": f"{settings.max_body_kib}Ki"},
+    }
+    if rate_limited:
+        spec["rateLimit"] = {
+            "type": "Local",
+            "local": {
+                "rules": [
+                    {
+                        "clientSelectors": [{"sourceCIDR": {"type": "Distinct", "value": "0.0.0.0/0"}}],
+                        "limit": {"requests": settings.rate_limit_rps, "unit": "Second"},
+                    }
+                ]
+            },
+        }
+    return spec
+
+
+def cors_spec(settings: AppSettings, route: str) -> dict[str, Any]:
+    """Envoy Gateway SecurityPolicy: CORS for the configured browser origins only."""
+    return {
+        "targetRefs": [route_ref(route)],
+        "cors": {
+            "allowOrigins": list(settings.cors_origins),
+            "allowMethods": ["GET", "POST", "OPTIONS"],
+            "allowHeaders": ["Authorization", "Content-Type", "X-ServiceDesk-Signature"],
+            "allowCredentials": False,
+            "maxAge": "600s",
+        },
+    }

@@ -10,13 +10,11 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.platform import INGRESS_CONTROLLER_LABELS
 from components.workloads.contract import API_PORT, selector_labels
 
 DNS_PORT = 53
 HTTPS_PORT = 443
 POSTGRES_PORT = 5432
-ACME_SOLVER_PORT = 8089
 
 
 @dataclass(frozen=True)
@@ -67,20 +65,22 @@ def egress_rules(
 
 
 def policy_plans(
-    *, controller_namespace: str, vpc_cidr: str, redis_port: pulumi.Input[int], acme_http01: bool
+    *,
+    controller_namespace: str,
+    controller_labels: Mapping[str, str],
+    vpc_cidr: str,
+    redis_port: pulumi.Input[int],
 ) -> list[PolicyPlan]:
-    """Default-deny, the ingress controller to the API, each component's egress and, with HTTP-01,
-    the controller to cert-manager's solver pods."""
-    controller = peer_pods(controller_namespace, INGRESS_CONTROLLER_LABELS)
-    plans = [
+    """Default-deny, the edge's proxy pods to the API, each component's egress. (cert-manager's HTTP-01
+    solver pods run in the edge's namespace, next to the Certificate, not here.)"""
+    proxies = peer_pods(controller_namespace, controller_labels)
+    return [
         # An empty rule list in both directions: everything in the namespace is denied by default.
         PolicyPlan("default-deny", {}, ingress=[], egress=[]),
         PolicyPlan(
-            "api-from-ingress-controller",
+            "api-from-gateway",
             selector_labels("api"),
-            ingress=[
-                k8s.networking.v1.NetworkPolicyIngressRuleArgs(from_=[controller], ports=[tcp(API_PORT)])
-            ],
+            ingress=[k8s.networking.v1.NetworkPolicyIngressRuleArgs(from_=[proxies], ports=[tcp(API_PORT)])],
         ),
         *(
             PolicyPlan(
@@ -96,20 +96,6 @@ def policy_plans(
             egress=egress_rules(vpc_cidr, redis_port, redis=False),
         ),
     ]
-    if acme_http01:
-        # cert-manager answers HTTP-01 challenges from solver pods it starts in this namespace.
-        plans.append(
-            PolicyPlan(
-                "acme-http01-solver",
-                {"acme.cert-manager.io/http01-solver": "true"},
-                ingress=[
-                    k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                        from_=[controller], ports=[tcp(ACME_SOLVER_PORT)]
-                    )
-                ],
-            )
-        )
-    return plans
 
 
 def policy_spec(plan: PolicyPlan) -> k8s.networking.v1.NetworkPolicySpecArgs:

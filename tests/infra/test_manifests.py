@@ -26,11 +26,20 @@ from tests.infra.k8s_fixtures import compose, stack_config
 
 CHECKOV_CONFIG = REPO_ROOT / ".checkov.yaml"
 # Custom resources have no schema in the Kubernetes OpenAPI documents, and the CRDs ship inside the
-# pinned cert-manager chart (not available offline); their shape is asserted in test_platform.py.
+# pinned cert-manager and Envoy Gateway charts (not available offline); their shape is asserted in
+# test_platform.py and test_workloads.py.
 CUSTOM_KINDS = {
     "ClusterIssuer": "cert-manager CRD (installed by the chart); checked in test_platform.py",
     "ServiceMonitor": "prometheus-operator CRD (kube-prometheus-stack); checked in test_monitoring.py",
     "PrometheusRule": "prometheus-operator CRD (kube-prometheus-stack); rules tested by promtool",
+    "Certificate": "cert-manager CRD; checked in test_platform.py",
+    "GatewayClass": "Gateway API CRD (gateway-crds-helm); checked in test_platform.py",
+    "Gateway": "Gateway API CRD (gateway-crds-helm); checked in test_platform.py",
+    "HTTPRoute": "Gateway API CRD (gateway-crds-helm); checked in test_platform.py and test_workloads.py",
+    "EnvoyProxy": "Envoy Gateway CRD (gateway-crds-helm); checked in test_platform.py",
+    "ClientTrafficPolicy": "Envoy Gateway CRD (gateway-crds-helm); checked in test_platform.py",
+    "BackendTrafficPolicy": "Envoy Gateway CRD (gateway-crds-helm); checked in test_workloads.py",
+    "SecurityPolicy": "Envoy Gateway CRD (gateway-crds-helm); CORS, from app.corsOrigins",
 }
 EXPECTED = {
     ("Namespace", None, "ai-agents"),
@@ -41,7 +50,13 @@ EXPECTED = {
     ("Deployment", "ai-agents", "worker"),
     ("Service", "ai-agents", "api"),
     ("Service", "ai-agents", "worker"),
-    ("Ingress", "ai-agents", "api"),
+    ("HTTPRoute", "ai-agents", "api"),
+    ("HTTPRoute", "ai-agents", "api-webhook"),
+    ("BackendTrafficPolicy", "ai-agents", "api-webhook"),
+    ("Gateway", "envoy-gateway-system", "edge"),
+    ("HTTPRoute", "envoy-gateway-system", "https-redirect"),
+    ("ClientTrafficPolicy", "envoy-gateway-system", "edge-client"),
+    ("Certificate", "envoy-gateway-system", "api-tls"),
     ("HorizontalPodAutoscaler", "ai-agents", "api"),
     ("HorizontalPodAutoscaler", "ai-agents", "worker"),
     ("PodDisruptionBudget", "ai-agents", "api"),

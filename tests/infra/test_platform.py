@@ -1,5 +1,7 @@
 """The platform under mocks: pinned official charts, CRDs before issuers, DNS-01 with IRSA only when a
-hosted zone is configured, ingress-nginx behind an NLB with TLS 1.2+, HSTS and the allowed CIDRs."""
+hosted zone is configured, and the edge: Envoy Gateway behind an NLB (allowed CIDRs, proxy protocol), a
+Gateway whose plain-HTTP listener only redirects, TLS 1.2+ with modern ciphers, a cert-manager
+certificate from the stack's issuer, no ingress-nginx and no Ingress."""
 
 from __future__ import annotations
 
@@ -8,12 +10,18 @@ from typing import Any
 
 import pytest
 
-from components.platform import ACME_SERVERS, CERT_MANAGER_REPO, INGRESS_NGINX_REPO
+from components.edge import CHART_REGISTRY, PROXY_LABELS, TLS_CIPHERS
+from components.platform import ACME_SERVERS, CERT_MANAGER_REPO
 from infra.config import StackConfig
 from stacks.plan import check_policies, resource_entries
 from tests.infra.harness import Captured
 from tests.infra.k8s_fixtures import (
+    CERTIFICATE,
+    CLIENT_TRAFFIC_POLICY,
     CLUSTER_ISSUER,
+    ENVOY_PROXY,
+    GATEWAY,
+    HTTP_ROUTE,
     NAMESPACE,
     OIDC_PROVIDER_ARN,
     RELEASE,
@@ -50,14 +58,37 @@ def issuer_specs(captured: Captured) -> dict[str, dict[str, Any]]:
 
 def test_charts_are_official_and_pinned_from_config(stack: tuple[StackConfig, Captured]) -> None:
     config, captured = stack
-    cert_manager, nginx = release(captured, "cert-manager"), release(captured, "ingress-nginx")
+    cert_manager = release(captured, "cert-manager")
     assert cert_manager["repositoryOpts"]["repo"] == CERT_MANAGER_REPO
     assert cert_manager["version"] == config.platform.cert_manager_chart_version
-    assert nginx["repositoryOpts"]["repo"] == INGRESS_NGINX_REPO
-    assert nginx["version"] == config.platform.ingress_nginx_chart_version
+    crds, controller = (
+        captured.inputs(RELEASE, f"platform-edge-{r}") for r in ("gateway-crds", "envoy-gateway")
+    )
+    assert crds["chart"] == f"{CHART_REGISTRY}/gateway-crds-helm"
+    assert controller["chart"] == f"{CHART_REGISTRY}/gateway-helm"
+    assert crds["version"] == controller["version"] == config.edge.envoy_gateway_chart_version
     metrics = release(captured, "metrics-server")
     assert metrics["version"] == config.platform.metrics_server_chart_version
-    assert all(r["atomic"] is True for r in (cert_manager, nginx, metrics))
+    assert all(r["atomic"] is True for r in (cert_manager, crds, controller, metrics))
+
+
+def test_no_ingress_nginx_and_no_ingress(stack: tuple[StackConfig, Captured]) -> None:
+    _, captured = stack
+    releases = [captured.inputs(RELEASE, r.name) for r in captured.of_type(RELEASE)]
+    assert not [r for r in releases if "ingress-nginx" in r["chart"]]
+    assert not captured.of_type("kubernetes:networking.k8s.io/v1:Ingress")
+
+
+def test_gateway_api_crds_are_pinned_standard_channel_and_owned_by_one_release(
+    stack: tuple[StackConfig, Captured],
+) -> None:
+    _, captured = stack
+    crds = captured.inputs(RELEASE, "platform-edge-gateway-crds")
+    assert crds["values"]["crds"]["gatewayAPI"] == {"enabled": True, "channel": "standard"}
+    assert crds["values"]["crds"]["envoyGateway"] == {"enabled": True}
+    assert captured.inputs(RELEASE, "platform-edge-envoy-gateway")["skipCrds"] is True
+    chart = captured.one(RELEASE, "platform-edge-gateway-crds").urn
+    assert chart in captured.one(RELEASE, "platform-edge-envoy-gateway").depends_on
 
 
 def test_cert_manager_installs_its_crds_before_the_issuers(stack: tuple[StackConfig, Captured]) -> None:
@@ -94,7 +125,13 @@ def test_without_a_zone_http01_and_no_aws_role(stack: tuple[StackConfig, Capture
     config, captured = stack
     assert config.platform.hosted_zone_id is None
     for spec in issuer_specs(captured).values():
-        assert spec["acme"]["solvers"] == [{"http01": {"ingress": {"ingressClassName": "nginx"}}}]
+        ((solver,),) = [s["http01"]["gatewayHTTPRoute"]["parentRefs"] for s in spec["acme"]["solvers"]]
+        assert (solver["name"], solver["namespace"], solver["sectionName"]) == (
+            "edge",
+            "envoy-gateway-system",
+            "http",
+        )
+    assert release(captured, "cert-manager")["values"]["config"]["enableGatewayAPI"] is True
     assert not captured.of_type(ROLE)
     assert "serviceAccount" not in release(captured, "cert-manager")["values"]
 
@@ -117,26 +154,71 @@ def test_with_a_zone_dns01_through_irsa(with_zone: tuple[StackConfig, Captured])
     assert ":role/platform-cert-manager-" in annotations["eks.amazonaws.com/role-arn"]
 
 
-def test_ingress_controller_is_an_nlb_restricted_to_the_allowed_cidrs(
+def test_the_proxies_sit_behind_an_nlb_restricted_to_the_allowed_cidrs(
     stack: tuple[StackConfig, Captured],
 ) -> None:
     config, captured = stack
-    controller = release(captured, "ingress-nginx")["values"]["controller"]
-    service = controller["service"]
+    kubernetes = captured.inputs(ENVOY_PROXY)["spec"]["provider"]["kubernetes"]
+    service = kubernetes["envoyService"]
     assert service["type"] == "LoadBalancer"
     assert service["annotations"]["service.beta.kubernetes.io/aws-load-balancer-type"] == "nlb"
-    assert service["loadBalancerSourceRanges"] == config.platform.ingress_allowed_cidrs
+    assert service["annotations"]["service.beta.kubernetes.io/aws-load-balancer-proxy-protocol"] == "*"
+    assert service["loadBalancerSourceRanges"] == config.edge.allowed_cidrs
     assert service["externalTrafficPolicy"] == "Local", "rate limits need the client's address"
+    assert kubernetes["envoyDeployment"]["replicas"] == config.edge.proxy_replicas
+    (spread,) = kubernetes["envoyDeployment"]["pod"]["topologySpreadConstraints"]
+    assert spread["labelSelector"]["matchLabels"] == PROXY_LABELS
 
 
-def test_ingress_controller_speaks_tls12_plus_with_hsts(stack: tuple[StackConfig, Captured]) -> None:
+def listeners(captured: Captured) -> dict[str, dict[str, Any]]:
+    return {item["name"]: item for item in captured.inputs(GATEWAY)["spec"]["listeners"]}
+
+
+def test_https_listener_serves_the_app_namespace_with_the_certificate(
+    stack: tuple[StackConfig, Captured],
+) -> None:
+    config, captured = stack
+    https = listeners(captured)["https"]
+    assert (https["protocol"], https["port"], https["hostname"]) == ("HTTPS", 443, config.public_hostname)
+    assert https["tls"]["certificateRefs"] == [{"kind": "Secret", "name": "api-tls"}]
+    selector = https["allowedRoutes"]["namespaces"]["selector"]["matchLabels"]
+    assert selector == {"kubernetes.io/metadata.name": config.app.namespace}
+    certificate = captured.inputs(CERTIFICATE)
+    assert certificate["metadata"]["namespace"] == "envoy-gateway-system"
+    assert certificate["spec"]["secretName"] == "api-tls"
+    assert certificate["spec"]["dnsNames"] == [config.public_hostname]
+    assert certificate["spec"]["issuerRef"]["name"] == config.platform.cluster_issuer
+    chosen = next(
+        r for r in captured.of_type(CLUSTER_ISSUER) if r.name.endswith(config.platform.cluster_issuer)
+    )
+    assert chosen.urn in captured.one(CERTIFICATE).depends_on
+
+
+def test_plain_http_only_redirects(stack: tuple[StackConfig, Captured]) -> None:
     _, captured = stack
-    controller = release(captured, "ingress-nginx")["values"]["controller"]
-    protocols = controller["config"]["ssl-protocols"].split()
-    assert protocols and all(p in {"TLSv1.2", "TLSv1.3"} for p in protocols)
-    assert controller["config"]["hsts"] == "true" and int(controller["config"]["hsts-max-age"]) >= 31536000
-    assert controller["allowSnippetAnnotations"] is False
-    assert controller["addHeaders"]["X-Content-Type-Options"] == "nosniff"
+    http = listeners(captured)["http"]
+    assert (http["protocol"], http["port"]) == ("HTTP", 80)
+    # Only this namespace's routes attach: the redirect and cert-manager's HTTP-01 solver routes.
+    assert http["allowedRoutes"]["namespaces"] == {"from": "Same"}
+    redirect = captured.inputs(HTTP_ROUTE, "platform-edge-httproute-https-redirect")["spec"]
+    assert redirect["parentRefs"] == [{"name": "edge", "sectionName": "http"}]
+    (rule,) = redirect["rules"]
+    assert "backendRefs" not in rule
+    assert rule["filters"] == [
+        {"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": 301}}
+    ]
+
+
+def test_tls12_minimum_modern_ciphers_proxy_protocol_and_limits(stack: tuple[StackConfig, Captured]) -> None:
+    config, captured = stack
+    spec = captured.inputs(CLIENT_TRAFFIC_POLICY)["spec"]
+    assert spec["targetRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "edge"}]
+    assert spec["tls"]["minVersion"] == "1.2"
+    assert spec["tls"]["ciphers"] == list(TLS_CIPHERS)
+    assert all("ECDHE" in c and ("GCM" in c or "CHACHA20" in c) for c in spec["tls"]["ciphers"])
+    assert spec["enableProxyProtocol"] is True
+    assert spec["http1"]["maxRequestHeadersKB"] == config.edge.max_request_headers_kib
+    assert spec["timeout"]["http"]["requestReceivedTimeout"] == f"{config.edge.request_timeout_seconds}s"
 
 
 def test_add_on_namespaces_are_labelled_for_pod_security(stack: tuple[StackConfig, Captured]) -> None:
@@ -148,9 +230,8 @@ def test_add_on_namespaces_are_labelled_for_pod_security(stack: tuple[StackConfi
         for r in captured.of_type(NAMESPACE)
     }
     assert labels["cert-manager"]["pod-security.kubernetes.io/enforce"] == "restricted"
-    # The controller binds 80/443 with NET_BIND_SERVICE: baseline enforced, restricted still audited.
-    assert labels["ingress-nginx"]["pod-security.kubernetes.io/enforce"] == "baseline"
-    assert labels["ingress-nginx"]["pod-security.kubernetes.io/audit"] == "restricted"
+    # Envoy Gateway's proxies listen on unprivileged ports as non-root: restricted, unlike ingress-nginx.
+    assert labels["envoy-gateway-system"]["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
 def _platform_violations(captured: Captured, stack: str) -> list[str]:

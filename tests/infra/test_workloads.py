@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from components.edge import PROXY_LABELS
 from components.workloads.component import config_map_name, digest_of, migrations_job_name
 from components.workloads.contract import API_PORT, RDS_CA_BUNDLE_PATH
 from components.workloads.pods import TASK_SOFT_TIME_LIMIT_SECONDS, TASK_TIME_LIMIT_SECONDS
@@ -16,12 +17,13 @@ from infra.config import StackConfig
 from tests.app.settings_env import load_with
 from tests.infra.harness import Captured
 from tests.infra.k8s_fixtures import (
+    BACKEND_TRAFFIC_POLICY,
     BACKENDS,
-    CLUSTER_ISSUER,
     CONFIG_MAP,
     DEPLOYMENT,
+    GATEWAY,
     HPA,
-    INGRESS,
+    HTTP_ROUTE,
     JOB,
     NAMESPACE,
     NETWORK_POLICY,
@@ -71,14 +73,15 @@ def assert_hardened(spec: dict[str, Any]) -> None:
         assert {"cpu", "memory"} <= limits.keys() and {"cpu", "memory"} <= requests.keys(), container["name"]
 
 
-def assert_not_routed(ingress: dict[str, Any], path: str) -> None:
-    for rule in ingress["spec"]["rules"]:
-        for route in rule["http"]["paths"]:
-            routed = route["path"]
-            covers = routed == path or (
-                route["pathType"] == "Prefix" and path.startswith(routed.rstrip("/") + "/")
-            )
-            assert not covers and routed != "/", f"{path} is reachable through route {routed}"
+def assert_not_routed(route: dict[str, Any], path: str) -> None:
+    """No rule of an HTTPRoute that forwards to a backend matches ``path`` (a rule without matches is /)."""
+    for rule in route["spec"]["rules"]:
+        if not rule.get("backendRefs"):
+            continue
+        for match in rule.get("matches") or [{"path": {"type": "PathPrefix", "value": "/"}}]:
+            routed, kind = match["path"]["value"], match["path"]["type"]
+            covers = routed == path or (kind == "PathPrefix" and path.startswith(routed.rstrip("/") + "/"))
+            assert not covers, f"{path} is routed by {kind} {routed}"
 
 
 # --- pods -------------------------------------------------------------------------------------------
@@ -278,51 +281,78 @@ def test_config_map_verifies_the_database_certificate(
 # --- traffic ------------------------------------------------------------------------------------------
 
 
-def test_ingress_routes_the_public_paths_only(stack: tuple[StackConfig, Captured]) -> None:
+def routes(captured: Captured) -> dict[str, dict[str, Any]]:
+    return {name: captured.inputs(HTTP_ROUTE, f"app-httproute-{name}") for name in ("api", "api-webhook")}
+
+
+def routed_paths(route: dict[str, Any]) -> set[str]:
+    return {m["path"]["value"] for rule in route["spec"]["rules"] for m in rule["matches"]}
+
+
+def test_routes_publish_the_public_paths_only(stack: tuple[StackConfig, Captured]) -> None:
     config, captured = stack
-    ingress = captured.inputs(INGRESS)
-    (rule,) = ingress["spec"]["rules"]
-    assert rule["host"] == config.public_hostname
-    paths = {p["path"] for p in rule["http"]["paths"]}
-    assert {"/webhook", "/api", "/health", "/docs"} <= paths
-    assert {p["backend"]["service"]["port"]["name"] for p in rule["http"]["paths"]} == {"http"}
-    assert_not_routed(ingress, "/metrics")
+    published = routes(captured)
+    assert routed_paths(published["api-webhook"]) == {"/webhook"}
+    docs = {"/docs", "/openapi.json"} if config.edge.publish_docs else set()
+    assert routed_paths(published["api"]) == {"/api", "/health"} | docs
+    for route in published.values():
+        assert route["spec"]["hostnames"] == [config.public_hostname]
+        assert route["spec"]["parentRefs"] == [
+            {"name": "edge", "namespace": "envoy-gateway-system", "sectionName": "https"}
+        ]
+        for rule in route["spec"]["rules"]:
+            assert rule["backendRefs"] == [{"name": "api", "port": API_PORT}]
+        assert_not_routed(route, "/metrics")
+
+
+def test_docs_are_routed_only_where_the_stack_says_so() -> None:
+    config = stack_config("staging")
+    config = config.model_copy(update={"edge": config.edge.model_copy(update={"publish_docs": False})})
+    assert routed_paths(routes(compose(config))["api"]) == {"/api", "/health"}
 
 
 def test_the_routing_check_catches_a_catch_all(stack: tuple[StackConfig, Captured]) -> None:
-    ingress = copy.deepcopy(stack[1].inputs(INGRESS))
-    ingress["spec"]["rules"][0]["http"]["paths"].append({"path": "/", "pathType": "Prefix"})
+    route = copy.deepcopy(routes(stack[1])["api"])
+    route["spec"]["rules"][0]["matches"].append({"path": {"type": "PathPrefix", "value": "/"}})
     with pytest.raises(AssertionError):
-        assert_not_routed(ingress, "/metrics")
+        assert_not_routed(route, "/metrics")
 
 
-def test_ingress_uses_the_configured_issuer_for_tls(stack: tuple[StackConfig, Captured]) -> None:
+def test_routes_send_the_security_headers_and_time_out(stack: tuple[StackConfig, Captured]) -> None:
     config, captured = stack
-    ingress = captured.inputs(INGRESS)
-    assert (
-        ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == config.platform.cluster_issuer
-    )
-    assert ingress["spec"]["tls"][0]["hosts"] == [config.public_hostname]
-    assert ingress["spec"]["ingressClassName"] == "nginx"
-    issuers = [
-        captured.inputs(CLUSTER_ISSUER, r.name)["metadata"]["name"] for r in captured.of_type(CLUSTER_ISSUER)
-    ]
-    assert config.platform.cluster_issuer in issuers
-    chosen = next(
-        r for r in captured.of_type(CLUSTER_ISSUER) if r.name.endswith(config.platform.cluster_issuer)
-    )
-    assert chosen.urn in captured.one(INGRESS).depends_on
+    for route in routes(captured).values():
+        (rule,) = route["spec"]["rules"]
+        (headers,) = [f["responseHeaderModifier"]["set"] for f in rule["filters"]]
+        sent = {h["name"]: h["value"] for h in headers}
+        assert sent["Strict-Transport-Security"].startswith("max-age=31536000")
+        assert sent["X-Content-Type-Options"] == "nosniff" and sent["X-Frame-Options"] == "DENY"
+        assert rule["timeouts"] == {"request": f"{config.edge.request_timeout_seconds}s"}
 
 
-def test_ingress_limits_and_protects(stack: tuple[StackConfig, Captured]) -> None:
+def test_webhook_route_is_rate_limited_per_client_and_bodies_are_limited(
+    stack: tuple[StackConfig, Captured],
+) -> None:
     config, captured = stack
-    annotations = captured.inputs(INGRESS)["metadata"]["annotations"]
-    nginx = "nginx.ingress.kubernetes.io"
-    assert annotations[f"{nginx}/ssl-redirect"] == "true"
-    assert annotations[f"{nginx}/proxy-body-size"] == f"{config.app.max_body_kib}k"
-    assert annotations[f"{nginx}/limit-rps"] == str(config.app.rate_limit_rps)
-    assert annotations[f"{nginx}/cors-allow-origin"] == ", ".join(config.app.cors_origins)
-    assert not any("snippet" in key for key in annotations), "snippets are disabled on the controller"
+    policies = {
+        name: captured.inputs(BACKEND_TRAFFIC_POLICY, f"app-backendtrafficpolicy-{name}")["spec"]
+        for name in ("api", "api-webhook")
+    }
+    for name, spec in policies.items():
+        assert spec["targetRefs"] == [
+            {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": name}
+        ]
+        assert spec["requestBuffer"] == {"limit": f"{config.app.max_body_kib}Ki"}
+    (rule,) = policies["api-webhook"]["rateLimit"]["local"]["rules"]
+    assert rule["clientSelectors"] == [{"sourceCIDR": {"type": "Distinct", "value": "0.0.0.0/0"}}]
+    assert rule["limit"] == {"requests": config.app.rate_limit_rps, "unit": "Second"}
+    assert "rateLimit" not in policies["api"]
+
+
+def test_routes_wait_for_the_gateway(stack: tuple[StackConfig, Captured]) -> None:
+    captured = stack[1]
+    gateway = captured.one(GATEWAY).urn
+    for name in ("api", "api-webhook"):
+        assert gateway in captured.one(HTTP_ROUTE, f"app-httproute-{name}").depends_on
 
 
 def test_services_name_their_metrics_port(stack: tuple[StackConfig, Captured]) -> None:
@@ -367,12 +397,12 @@ def test_network_policies_deny_by_default(stack: tuple[StackConfig, Captured]) -
     assert not deny.get("ingress") and not deny.get("egress")
 
 
-def test_only_the_ingress_controller_reaches_the_api(stack: tuple[StackConfig, Captured]) -> None:
+def test_only_the_gateway_proxies_reach_the_api(stack: tuple[StackConfig, Captured]) -> None:
     policies = _policies(stack[1])
-    (rule,) = policies["api-from-ingress-controller"]["ingress"]
+    (rule,) = policies["api-from-gateway"]["ingress"]
     (peer,) = rule["from"]
-    assert peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "ingress-nginx"}
-    assert peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "ingress-nginx"
+    assert peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "envoy-gateway-system"}
+    assert peer["podSelector"]["matchLabels"] == PROXY_LABELS
     assert rule["ports"] == [{"protocol": "TCP", "port": API_PORT}]
 
 
@@ -385,16 +415,15 @@ def test_egress_is_dns_data_stores_and_https(stack: tuple[StackConfig, Captured]
     assert data_rule["to"] == [{"ipBlock": {"cidr": VPC_CIDR}}], "data stores are reachable only in the VPC"
 
 
-def test_acme_solvers_are_reachable_only_when_they_answer_http01(stack: tuple[StackConfig, Captured]) -> None:
-    config, captured = stack
-    assert config.platform.hosted_zone_id is None, "both stack files use HTTP-01"
-    (rule,) = _policies(captured)["acme-http01-solver"]["ingress"]
-    (peer,) = rule["from"]
-    assert peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "ingress-nginx"}
-    assert rule["ports"] == [{"protocol": "TCP", "port": 8089}]
-    # With a hosted zone cert-manager uses DNS-01: no solver pods, so no way in for them either.
-    with_zone = compose(stack_config(config.environment, hosted_zone_id="Z0123456789ABCDEFGHIJ"))
-    assert "acme-http01-solver" not in _policies(with_zone)
+def test_no_acme_solver_policy_in_the_app_namespace(stack: tuple[StackConfig, Captured]) -> None:
+    # The Certificate and so cert-manager's HTTP-01 solver pods live in the edge's namespace.
+    assert set(_policies(stack[1])) == {
+        "default-deny",
+        "api-from-gateway",
+        "api-egress",
+        "worker-egress",
+        "migrations-egress",
+    }
 
 
 def test_every_kubernetes_object_uses_the_cluster_provider(stack: tuple[StackConfig, Captured]) -> None:
