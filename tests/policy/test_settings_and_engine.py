@@ -18,7 +18,7 @@ from components.cluster_settings import KUBERNETES_VERSIONS
 from policy.checker import check_plan
 from policy.pack import POLICIES, enforcement_level, initial_config
 from policy.settings import PolicyConfigError, load_settings
-from tests.policy.cases import CASES, compliant_plan, find, insecure_plan, plan_document
+from tests.policy.cases import CASES, DELETE, compliant_plan, find, insecure_plan, plan_document
 from tests.policy.support import BY_NAME, fix, validate_resource
 
 REPO = Path(__file__).resolve().parents[2]
@@ -148,11 +148,42 @@ def test_unknown_values_surface_as_the_engines_unknown_error() -> None:
         validate_resource(BY_NAME["rds-not-publicly-accessible"], RDS, props)
 
 
+# Their deleted property matters only next to another one (Performance Insights enabled, a pod
+# template with containers): with no props at all there is nothing for them to judge.
+_ONLY_WHEN_SOMETHING_ELSE_IS_SET = frozenset(
+    {"rds-performance-insights-cmk", "k8s-seccomp-runtime-default", "k8s-resources-set", "k8s-probes"}
+)
+
+
 def test_missing_values_are_not_a_crash() -> None:
+    """A resource with no props at all is judged, not crashed on, and it fails closed: every
+    violation a case gets by deleting properties is also reported when nothing is set."""
     for policy in POLICIES:
         for resource in compliant_plan():
             if hasattr(policy, "validate") and type(policy).__name__ == "ResourceValidationPolicy":
-                validate_resource(policy, resource["type"], {}, name=resource["name"])
+                found = validate_resource(policy, resource["type"], {}, name=resource["name"])
+                assert isinstance(found, list), policy.name
+    deleting = [
+        case
+        for case in CASES
+        if isinstance(case.change, dict)
+        and all(value is DELETE for value in case.change.values())
+        and type(BY_NAME[case.policy]).__name__ == "ResourceValidationPolicy"
+        and case.policy not in _ONLY_WHEN_SOMETHING_ELSE_IS_SET
+    ]
+    assert any(case.policy == "rds-storage-encrypted-cmk" for case in deleting)
+    for case in deleting:
+        type_, name = case.target
+        found = validate_resource(BY_NAME[case.policy], type_, {}, name=name, stack=case.stack)
+        assert fix(BY_NAME[case.policy], case.detail) in found, case.policy
+
+
+def test_rds_storage_not_encrypted_is_reported_even_with_a_cmk() -> None:
+    """The storageEncrypted branch on its own: a kmsKeyId does not stand in for encryption."""
+    policy = BY_NAME["rds-storage-encrypted-cmk"]
+    found = validate_resource(policy, RDS, db_props(storageEncrypted=False))
+    assert found == [fix(policy, "RDS instance res does not set storageEncrypted=true.")]
+    assert validate_resource(policy, RDS, {"kmsKeyId": db_props()["kmsKeyId"]}) == found
 
 
 def test_the_engine_entry_point_serves_the_pack() -> None:
