@@ -95,6 +95,8 @@ def test_topic_is_encrypted_with_a_key_cloudwatch_may_use(stack: tuple[StackConf
     _, captured = stack
     topic = captured.inputs(TOPIC)
     key = captured.inputs(KEY)
+    # The alarms' own key (the one whose policy admits CloudWatch, below), not any key of the account.
+    assert topic["kmsMasterKeyId"] == captured.outputs(KEY)["arn"]
     assert topic["kmsMasterKeyId"].startswith(f"arn:aws:kms:{REGION}:123456789012:key/")
     assert key["enableKeyRotation"] is True
     statements = {s["Sid"]: s for s in json.loads(key["policy"])["Statement"]}
