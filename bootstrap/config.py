@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 
 import yaml
-from pydantic import AfterValidator, Field, ValidationError, model_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
 from components.settings import Name, RuleViolation, Section
 
@@ -82,6 +82,25 @@ class GithubSettings(Section):
         return self
 
 
+class RunnerSettings(Section):
+    vpc_id: str = Field(pattern=r"^vpc-[0-9a-f]{8,17}$")
+    """The stack's VPC (the platform stack's `vpcId` output, once its network exists)."""
+    subnet_ids: list[str] = Field(min_length=1)
+    """The stack's private subnets (`privateSubnetIds` output): the runner reaches the cluster from there."""
+    compute_type: Literal["BUILD_GENERAL1_SMALL", "BUILD_GENERAL1_MEDIUM", "BUILD_GENERAL1_LARGE"] = (
+        "BUILD_GENERAL1_MEDIUM"
+    )
+    """CodeBuild compute of each runner (MEDIUM: 4 vCPU, 7 GiB; the offline plan and image builds fit)."""
+
+    @field_validator("subnet_ids")
+    @classmethod
+    def _subnets(cls, values: list[str]) -> list[str]:
+        for subnet in values:
+            if not re.fullmatch(r"subnet-[0-9a-f]{8,17}", subnet):
+                raise ValueError(f"{subnet!r} is not a subnet id")
+        return values
+
+
 class BootstrapConfig(Section):
     account_id: str = Field(pattern=r"^\d{12}$")
     """The AWS account this stack bootstraps; the program stops if its credentials are another's."""
@@ -103,11 +122,26 @@ class BootstrapConfig(Section):
     """Managed policy of the preview and drift roles."""
     github: GithubSettings
     """The repository whose workflows assume the roles."""
+    codebuild_connection_arn: str | None = Field(
+        default=None,
+        pattern=r"^arn:aws[a-z-]*:(codeconnections|codestar-connections):[a-z0-9-]+:\d{12}:connection/[\w-]+$",
+    )
+    """The account's CodeConnections connection to GitHub (created and authorised once in the console);
+    the CI runners' projects and webhooks use it. Required when `runners` is set."""
+    runners: dict[StackName, RunnerSettings] = Field(default_factory=dict[StackName, RunnerSettings])
+    """Per stack, a CodeBuild-hosted GitHub Actions runner in the stack's private subnets (the jobs that
+    reach the cluster run there). Empty until the stack's network exists (runbook, "First deploy of a new
+    account")."""
 
     @model_validator(mode="after")
     def _unique(self) -> BootstrapConfig:
         if len(set(self.stacks)) != len(self.stacks):
             raise RuleViolation("stacks", "lists a stack twice")
+        if self.runners and not self.codebuild_connection_arn:
+            raise RuleViolation("codebuildConnectionArn", "is required when runners are set")
+        unknown = sorted(set(self.runners) - set(self.stacks))
+        if unknown:
+            raise RuleViolation("runners", f"{unknown} are not in stacks")
         overlap = set(self.key_administrator_arns) & set(self.break_glass_role_arns)
         if overlap:
             raise RuleViolation(

@@ -15,6 +15,7 @@ from bootstrap.access import CiAccess, CiAccessArgs
 from bootstrap.config import BootstrapConfig, BootstrapConfigError, load_from_pulumi
 from bootstrap.environments import GithubSettings, GithubSettingsArgs, environment_rules
 from bootstrap.policies import drift_environment
+from bootstrap.runners import CiRunner, CiRunnerArgs
 
 
 def build(config: BootstrapConfig) -> CiAccess:
@@ -37,6 +38,23 @@ def build(config: BootstrapConfig) -> CiAccess:
             read_only_policy_arn=config.read_only_policy_arn,
         ),
     )
+    for stack, runner in config.runners.items():
+        assert config.codebuild_connection_arn  # the config requires it with runners
+        built = CiRunner(
+            f"{config.prefix}-runner-{stack}",
+            CiRunnerArgs(
+                prefix=config.prefix,
+                stack=stack,
+                region=config.region,
+                account_id=config.account_id,
+                repository_url=f"https://github.com/{config.github.full_name}",
+                connection_arn=config.codebuild_connection_arn,
+                vpc_id=runner.vpc_id,
+                subnet_ids=list(runner.subnet_ids),
+                compute_type=runner.compute_type,
+            ),
+        )
+        pulumi.export(f"{stack}RunnerSecurityGroupId", built.security_group_id)
     if config.github.manage_settings:
         provider = github.Provider("github", owner=config.github.owner)
         environment_variables: dict[str, dict[str, pulumi.Input[str]]] = {}

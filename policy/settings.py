@@ -58,7 +58,17 @@ class PolicySettings(BaseModel):
     eks_required_log_types: tuple[str, ...] = ("api", "audit", "authenticator")
     public_ingress_ports: tuple[int, ...] = (80, 443)
     load_balancer_security_group_pattern: str = r"(^|-)(lb|alb|nlb|elb|ingress)(-|$)"
-    iam_wildcard_resource_actions: tuple[str, ...] = ("ecr:GetAuthorizationToken", "sts:GetCallerIdentity")
+    # Actions AWS defines without resource types ("*" is the only Resource they take): the ECR login,
+    # the caller check, and the Describe* calls CodeBuild makes to place a CI runner in a VPC.
+    iam_wildcard_resource_actions: tuple[str, ...] = (
+        "ecr:GetAuthorizationToken",
+        "sts:GetCallerIdentity",
+        "ec2:DescribeDhcpOptions",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeSecurityGroups",
+        "ec2:DescribeSubnets",
+        "ec2:DescribeVpcs",
+    )
     load_balancer_services: tuple[str, ...] = ("ingress-nginx/*",)
     pss_exempt_namespaces: tuple[str, ...] = ("kube-system", "kube-public", "kube-node-lease")
     require_cpu_limits: bool = False
