@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -20,7 +20,7 @@ from stacks.plan import capture_program, resource_entries
 
 
 @contextmanager
-def _commit(git_sha: str) -> Iterator[None]:
+def _commit(git_sha: str) -> Generator[None]:
     """The commit CI would deploy (``GITHUB_SHA``), for the duration of one plan."""
     previous = os.environ.get("GITHUB_SHA")
     os.environ["GITHUB_SHA"] = git_sha
