@@ -237,16 +237,34 @@ def _cache(r: Resource, ctx: _Context) -> Iterable[tuple[str, float, tuple[str, 
     yield f"{nodes:g} x {node_type} ({engine})", _hourly(ctx, key, nodes), (key,), None
 
 
-def _nlb_release(r: Resource, ctx: _Context) -> Iterable[tuple[str, float, tuple[str, ...], str | None]]:
-    service = as_dict(get(r["props"], "values.controller.service"))
-    annotations = as_dict(service.get("annotations"))
-    if service.get("type", "LoadBalancer") != "LoadBalancer" or service.get("enabled") is False:
-        return
-    if annotations.get("service.beta.kubernetes.io/aws-load-balancer-type") not in ("nlb", "external"):
+NLB_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-type"
+
+
+def _nlb_services(value: Any, depth: int = 0) -> int:
+    """Service specs inside a Kubernetes object (a Service, a Helm release's values, an EnvoyProxy's
+    envoyService) that ask the AWS Load Balancer Controller for an NLB."""
+    if depth > 12:
+        return 0
+    if isinstance(value, Mapping):
+        node = cast(Mapping[str, Any], value)
+        annotations = as_dict(node.get("annotations") or get(node, "metadata.annotations"))
+        kind = node.get("type") or get(node, "spec.type") or "LoadBalancer"  # charts default to LoadBalancer
+        is_lb = kind == "LoadBalancer" and node.get("enabled") is not False
+        if annotations.get(NLB_ANNOTATION) in ("nlb", "external"):
+            return 1 if is_lb else 0  # this node is the service spec: its children are not others
+        return sum(_nlb_services(child, depth + 1) for child in node.values())
+    if isinstance(value, list):
+        return sum(_nlb_services(child, depth + 1) for child in cast(list[Any], value))
+    return 0
+
+
+def _nlb(r: Resource, ctx: _Context) -> Iterable[tuple[str, float, tuple[str, ...], str | None]]:
+    balancers = _nlb_services(r["props"])
+    if not balancers:
         return
     lcu = ctx.usage.nlb_lcu
-    yield "Network Load Balancer hours", _hourly(ctx, "nlb.hour"), ("nlb.hour",), None
-    yield f"{lcu:g} NLCU", _hourly(ctx, "nlb.lcu-hour", lcu), ("nlb.lcu-hour",), f"nlbLcu={lcu:g}"
+    yield f"{balancers} Network Load Balancer(s)", _hourly(ctx, "nlb.hour", balancers), ("nlb.hour",), None
+    yield f"{lcu:g} NLCU", _hourly(ctx, "nlb.lcu-hour", lcu * balancers), ("nlb.lcu-hour",), f"nlbLcu={lcu:g}"
 
 
 def _vpc_endpoint(r: Resource, ctx: _Context) -> Iterable[tuple[str, float, tuple[str, ...], str | None]]:
@@ -316,7 +334,10 @@ RULES: dict[str, Rule] = {
     "aws:ec2/eip:Eip": _eip,
     "aws:rds/instance:Instance": _rds,
     "aws:elasticache/replicationGroup:ReplicationGroup": _cache,
-    "kubernetes:helm.sh/v3:Release": _nlb_release,
+    "kubernetes:helm.sh/v3:Release": _nlb,
+    "kubernetes:helm.sh/v4:Chart": _nlb,
+    "kubernetes:core/v1:Service": _nlb,
+    "kubernetes:gateway.envoyproxy.io/v1alpha1:EnvoyProxy": _nlb,
     "aws:ec2/vpcEndpoint:VpcEndpoint": _vpc_endpoint,
     "aws:kms/key:Key": _flat("kms.key", "customer-managed key"),
     "aws:secretsmanager/secret:Secret": _flat("secretsmanager.secret", "secret"),

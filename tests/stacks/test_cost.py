@@ -23,6 +23,7 @@ from stacks.cost_refresh import matcher, refresh
 from stacks.diff import diff_plans, render
 
 REGION = "eu-west-1"
+NLB = {"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"}
 DAY = date(2026, 12, 2)
 STACK = "urn:pulumi:staging::ai-agents-platform::"
 TABLE = json.loads(PRICES_PATH.read_text(encoding="utf-8"))
@@ -341,3 +342,34 @@ def test_comment_schema_bounds_the_cost_data() -> None:
     payload["cost"] = {"beforeUsd": 1.0, "afterUsd": 2.0, "changes": ["x"] * 9}
     with pytest.raises(ValidationError):
         PreviewData.model_validate(payload)
+
+
+@pytest.mark.parametrize(
+    ("type_", "props", "balancers"),
+    [
+        (
+            "kubernetes:gateway.envoyproxy.io/v1alpha1:EnvoyProxy",
+            {
+                "spec": {
+                    "provider": {"kubernetes": {"envoyService": {"type": "LoadBalancer", "annotations": NLB}}}
+                }
+            },
+            1,
+        ),
+        ("kubernetes:helm.sh/v3:Release", {"values": {"controller": {"service": {"annotations": NLB}}}}, 1),
+        (
+            "kubernetes:core/v1:Service",
+            {"metadata": {"annotations": NLB}, "spec": {"type": "LoadBalancer"}},
+            1,
+        ),
+        ("kubernetes:core/v1:Service", {"metadata": {"annotations": NLB}, "spec": {"type": "ClusterIP"}}, 0),
+        ("kubernetes:helm.sh/v3:Release", {"values": {"controller": {"service": {"type": "NodePort"}}}}, 0),
+    ],
+)
+def test_an_nlb_is_priced_wherever_a_service_asks_for_one(
+    type_: str, props: dict[str, Any], balancers: int
+) -> None:
+    result = estimate([res(type_, "lb", **props)], REGION, on=DAY)
+    hours = TABLE["hoursPerMonth"]
+    expected = balancers * (price("nlb.hour") + price("nlb.lcu-hour")) * hours  # nlbLcu defaults to 1
+    assert result.total == pytest.approx(expected)
