@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pulumi_policy import EnforcementLevel, Policy
 
-from policy import budget, ecr, eks, elasticache, iam, monitoring, network, rds, stack, workloads
+from policy import budget, ecr, eks, elasticache, gateway, iam, monitoring, network, rds, stack, workloads
 from policy.core import metadata
 from policy.settings import PolicySettings
 
@@ -20,6 +20,7 @@ MODULES = {
     "Network": network.POLICIES,
     "IAM / KMS / Secrets Manager": iam.POLICIES,
     "Kubernetes": workloads.POLICIES,
+    "Gateway API (edge)": gateway.POLICIES,
     "Monitoring": monitoring.POLICIES,
     "Stack": stack.POLICIES,
     "Cost": budget.POLICIES,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from components.cluster_settings import KUBERNETES_VERSIONS
+from tests.policy.gateway_cases import GATEWAY_CASES, gateway_resources
 
 PROJECT = "ai-agents-platform"
 STACK = "production"
@@ -448,6 +449,7 @@ def compliant_plan() -> Plan:
             {"chart": "ingress-nginx", "version": "4.13.3", "namespace": "ingress-nginx", "values": {}},
         ),
         *monitoring_resources(),
+        *gateway_resources(),
     ]
 
 
@@ -958,6 +960,8 @@ CASES: list[Case] = [
         reported=STACK_WIDE,
     ),
 ]
+
+CASES += [Case(**case) for case in GATEWAY_CASES]
 
 
 def fixture_path(case: Case) -> Path:
