@@ -373,3 +373,16 @@ def test_an_nlb_is_priced_wherever_a_service_asks_for_one(
     hours = TABLE["hoursPerMonth"]
     expected = balancers * (price("nlb.hour") + price("nlb.lcu-hour")) * hours  # nlbLcu defaults to 1
     assert result.total == pytest.approx(expected)
+
+
+def test_dashboard_shows_the_llm_cost_per_enhanced_ticket_at_the_documented_prices() -> None:
+    root = PRICES_PATH.parents[1]
+    dashboard = json.loads((root / "components/assets/grafana-dashboard.json").read_text(encoding="utf-8"))
+    constants = {v["name"]: v["query"] for v in dashboard["templating"]["list"] if v["type"] == "constant"}
+    panel = next(p for p in dashboard["panels"] if p["title"] == "LLM cost per enhanced ticket (USD)")
+    expr = panel["targets"][0]["expr"]
+    assert "${llm_input_usd_per_mtok}" in expr and "${llm_output_usd_per_mtok}" in expr
+    assert 'ai_agents_enhancements_total{outcome="succeeded"}' in expr
+    docs = (root / "docs/cost.md").read_text(encoding="utf-8")
+    assert f"${constants['llm_input_usd_per_mtok']} per 1M tokens" in docs
+    assert f"${constants['llm_output_usd_per_mtok']} per 1M tokens" in docs
