@@ -124,6 +124,18 @@ class Cluster(pulumi.ComponentResource):
         )
         self.name = name
         self.security_group_id = cluster.cluster_security_group_id
+        # The endpoint is private: CI reaches it from its runners in the VPC (bootstrap/runners.py).
+        for index, client_group in enumerate(settings.api_client_security_group_ids):
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-api-client-{index}",
+                security_group_id=self.security_group_id,
+                referenced_security_group_id=client_group,
+                ip_protocol="tcp",
+                from_port=443,
+                to_port=443,
+                description="CI runner to the Kubernetes API",
+                opts=self._child,
+            )
         self.oidc_provider_arn = cluster.oidc_provider_arn
         self.oidc_issuer = cluster.oidc_issuer
         self.kubeconfig = pulumi.Output.secret(cluster.kubeconfig_json)

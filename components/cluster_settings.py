@@ -87,6 +87,9 @@ class ClusterSettings(Section):
     """Managed node groups, all in private subnets."""
     public_access_cidrs: list[Cidr] = Field(default_factory=list)
     """CIDRs allowed to reach the public API endpoint; empty makes the endpoint private only."""
+    api_client_security_group_ids: list[str] = Field(default_factory=list)
+    """Security groups admitted to the private API endpoint on 443: the CI runners' (the bootstrap's
+    `<stack>RunnerSecurityGroupId` output). Nodes and pods reach it through the cluster's own group."""
     admin_role_arns: list[str] = Field(default_factory=list)
     """IAM roles granted cluster-admin through EKS access entries. Never the identity that creates the
     cluster (CI's deploy role): EKS already gives it an admin entry, and listing it again fails with 409."""
@@ -103,6 +106,14 @@ class ClusterSettings(Section):
     def _not_the_internet(cls, values: list[str]) -> list[str]:
         if "0.0.0.0/0" in values:
             raise ValueError("0.0.0.0/0 opens the Kubernetes API to the internet; list your admin CIDRs")
+        return values
+
+    @field_validator("api_client_security_group_ids")
+    @classmethod
+    def _security_group_ids(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not re.fullmatch(r"sg-[0-9a-f]{8,17}", value):
+                raise ValueError(f"{value!r} is not a security group id")
         return values
 
     @field_validator("admin_role_arns")

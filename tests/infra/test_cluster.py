@@ -59,6 +59,9 @@ def _plan(settings: ClusterSettings, stack: str = "staging") -> tuple[Captured, 
     return run(program, stack=stack), outputs
 
 
+INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+
+
 @pytest.fixture(scope="module", params=["staging", "production"])
 def planned(request: pytest.FixtureRequest) -> tuple[ClusterSettings, Captured, dict[str, Any]]:
     settings = load_stack_file(request.param).cluster
@@ -140,12 +143,26 @@ def test_admin_roles_get_cluster_admin_access_entries(
         ]
 
 
-def test_public_endpoint_is_off_without_admin_cidrs() -> None:
-    settings = load_stack_file("production").cluster.model_copy(update={"public_access_cidrs": []})
+def test_public_endpoint_is_off_without_admin_cidrs_and_ci_runners_are_admitted() -> None:
+    runner = "sg-0123456789abcdef0"
+    settings = load_stack_file("production").cluster.model_copy(
+        update={"public_access_cidrs": [], "api_client_security_group_ids": [runner]}
+    )
     captured, _ = _plan(settings, "production")
     cluster = captured.inputs(EKS)
     control_plane_is_locked_down(cluster, [])
     assert cluster["endpointPublicAccess"] is False
+    # The only way in from outside the cluster: the CI runner's group, on 443, to the cluster's group.
+    (rule,) = [captured.inputs(r.type, r.name) for r in captured.of_type(INGRESS_RULE)]
+    assert rule["referencedSecurityGroupId"] == runner
+    assert (rule["ipProtocol"], rule["fromPort"], rule["toPort"]) == ("tcp", 443, 443)
+    assert rule["securityGroupId"] == captured.outputs(EKS)["clusterSecurityGroupId"]
+
+
+def test_no_ci_ingress_unless_configured(planned: tuple[ClusterSettings, Captured, dict[str, Any]]) -> None:
+    settings, captured, _ = planned
+    assert settings.api_client_security_group_ids == [], "the example stacks have no runner yet"
+    assert not captured.of_type(INGRESS_RULE)
 
 
 def test_control_plane_logs_go_to_an_encrypted_group_made_first(
