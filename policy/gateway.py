@@ -22,7 +22,7 @@ from policy.core import (
     stack_policy,
 )
 from policy.settings import PolicySettings
-from policy.workloads import HELM_TYPES, SERVICE, object_ref
+from policy.workloads import HELM_TYPES, object_ref
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 VERSIONS = ("v1", "v1beta1")
@@ -95,10 +95,9 @@ def _service_type_load_balancer(value: Any) -> bool:
 
 
 def _load_balancer_only_gateway(r: Resource) -> Iterator[str]:
-    if r.type == SERVICE:
-        if get(r.props, "spec.type") == "LoadBalancer":
-            yield f"Service {object_ref(r)} is of type LoadBalancer: only the gateway's proxies get a load balancer."
-    elif _service_type_load_balancer(r.props.get("values")):
+    # Services declared directly are k8s-no-load-balancer-service's; a chart's Service is only visible
+    # in its values.
+    if _service_type_load_balancer(r.props.get("values")):
         yield f"Helm release {r.name} creates a Service of type LoadBalancer: only the gateway's proxies get one."
 
 
@@ -214,9 +213,9 @@ POLICIES = [
         "k8s-load-balancer-only-gateway",
         severity="high",
         controls=("SOC2 CC6.6",),
-        types=[SERVICE, *HELM_TYPES],
-        description="A LoadBalancer Service besides the gateway's is an internet entry point without the edge's TLS, limits and headers.",
-        remediation="use type ClusterIP and publish through an HTTPRoute; the gateway's load balancer is declared by its EnvoyProxy resource, not by a Service or chart.",
+        types=HELM_TYPES,
+        description="A chart that makes a LoadBalancer Service adds an internet entry point without the edge's TLS, limits and headers (Services declared directly: k8s-no-load-balancer-service).",
+        remediation="set the chart's Service type to ClusterIP and publish through an HTTPRoute; the gateway's load balancer is declared by its EnvoyProxy resource, not by a chart.",
         check=_load_balancer_only_gateway,
     ),
     stack_policy(

@@ -69,7 +69,7 @@ class PolicySettings(BaseModel):
         "ec2:DescribeSubnets",
         "ec2:DescribeVpcs",
     )
-    load_balancer_services: tuple[str, ...] = ("ingress-nginx/*",)
+    load_balancer_services: tuple[str, ...] = ()
     pss_exempt_namespaces: tuple[str, ...] = ("kube-system", "kube-public", "kube-node-lease")
     require_cpu_limits: bool = False
     extra_image_registries: tuple[str, ...] = ()

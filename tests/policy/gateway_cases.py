@@ -143,10 +143,9 @@ GATEWAY_CASES: list[dict[str, Any]] = [
     },
     {
         "policy": "k8s-load-balancer-only-gateway",
-        "target": ("kubernetes:core/v1:Service", "api"),
-        "change": {"spec.type": "LoadBalancer"},
-        "detail": "Service ai-agents/api is of type LoadBalancer: only the gateway's proxies get a load balancer.",
-        "also": ("k8s-no-load-balancer-service",),
+        "target": ("kubernetes:helm.sh/v3:Release", "ingress-nginx"),
+        "change": {"values": {"controller": {"service": {"type": "LoadBalancer"}}}},
+        "detail": "Helm release ingress-nginx creates a Service of type LoadBalancer: only the gateway's proxies get one.",
     },
     {
         "policy": "gateway-cross-namespace-backend-granted",

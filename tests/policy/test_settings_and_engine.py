@@ -127,7 +127,10 @@ def test_props_as_the_engine_hands_them_over() -> None:
                 "eks-node-groups",
                 "monitoring-installed",
                 "data-store-alarms",
+                "production-stateful",
                 "stack-monthly-budget",
+                "gateway-http-listener",
+                "gateway-cross-namespace",
             )
         ):
             continue
