@@ -145,3 +145,15 @@ def test_sarif_is_valid_2_1_0_and_points_at_real_lines(
 def test_an_invalid_sarif_document_is_rejected_by_the_schema(sarif_schema: dict[str, Any]) -> None:
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft4Validator(sarif_schema).validate({"version": "2.1.0", "runs": [{"results": []}]})
+
+
+def test_cli_writes_sarif_and_checks_the_docs(tmp_path: Path, sarif_schema: dict[str, Any]) -> None:
+    from policy.cli import main
+
+    case = next(c for c in CASES if c.policy == "rds-multi-az")
+    out = tmp_path / "policy.sarif"
+    assert main(["check", str(fixture_path(case)), "--format", "sarif", "-o", str(out)]) == 1
+    document = json.loads(out.read_text(encoding="utf-8"))
+    jsonschema.Draft4Validator(sarif_schema).validate(document)
+    assert "rds-multi-az" in {r["ruleId"] for r in document["runs"][0]["results"]}
+    assert main(["docs", "--check"]) == 0
