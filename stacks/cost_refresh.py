@@ -182,7 +182,11 @@ def refresh_command(
         for path in paths:
             data = json.loads(path.read_text(encoding="utf-8"))
             offers[str(data["offerCode"])] = data
-    new, report = refresh(document, region, offers, date.today())
+    try:
+        new, report = refresh(document, region, offers, date.today())
+    except ValueError as exc:
+        typer.echo(f"error: {exc}; {table.name} left unchanged", err=True)
+        raise typer.Exit(2) from None
     table.write_text(json.dumps(new, indent=2) + "\n", encoding="utf-8")
     for line in report:
         typer.echo(line)

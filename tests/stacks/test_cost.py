@@ -386,3 +386,31 @@ def test_dashboard_shows_the_llm_cost_per_enhanced_ticket_at_the_documented_pric
     docs = (root / "docs/cost.md").read_text(encoding="utf-8")
     assert f"${constants['llm_input_usd_per_mtok']} per 1M tokens" in docs
     assert f"${constants['llm_output_usd_per_mtok']} per 1M tokens" in docs
+
+
+def test_prices_refresh_command_updates_the_table_or_leaves_it_alone(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from stacks.cli import app
+
+    offer = tmp_path / "AmazonRDS-eu-west-1.json"
+    offer.write_text(json.dumps(OFFER), encoding="utf-8")
+    table = tmp_path / "prices.json"
+    keep = ("rds.postgres.db.r6g.large.multi-az", "kms.key")
+    subset = TABLE | {"regions": {REGION: {"prices": {k: RAW[k] for k in keep}}}}
+    table.write_text(json.dumps(subset), encoding="utf-8")
+    runner = CliRunner()
+    args = ["prices", "refresh", "--offer", str(offer), "--table", str(table)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    written = json.loads(table.read_text(encoding="utf-8"))["regions"][REGION]["prices"]
+    assert written["rds.postgres.db.r6g.large.multi-az"]["usd"] == pytest.approx(0.523)
+    # A table figure the offer file lacks: exit 2, one line, the table untouched.
+    subset["regions"][REGION]["prices"]["rds.postgres.db.t4g.medium.single-az"] = RAW[
+        "rds.postgres.db.t4g.medium.single-az"
+    ]
+    table.write_text(json.dumps(subset), encoding="utf-8")
+    before = table.read_text(encoding="utf-8")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "left unchanged" in result.output
+    assert table.read_text(encoding="utf-8") == before
