@@ -25,6 +25,7 @@ SCOPE: dict[str, str] = {
     "elasticache-broker-no-eviction": "while `elasticacheIsBroker`",
     "monitoring-installed-in-production": "production stacks only",
     "data-store-alarms-in-production": "production stacks only",
+    "production-stateful-protected": "production stacks only",
     "stack-monthly-budget": "stacks with `monthlyBudgetUsd`",
 }
 
