@@ -414,3 +414,23 @@ def test_prices_refresh_command_updates_the_table_or_leaves_it_alone(tmp_path: P
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and "left unchanged" in result.output
     assert table.read_text(encoding="utf-8") == before
+
+
+def test_diff_prices_a_base_planned_before_cost_json_with_the_heads_region_and_usage(tmp_path: Path) -> None:
+    from stacks.cost import diff_cost, write_cost
+
+    old_dir, new_dir = tmp_path / "base", tmp_path / "head"
+    old_dir.mkdir()
+    new_dir.mkdir()
+    before = {"project": "p", "stack": "staging", "resources": small_stack(nodes=2)}
+    after = {"project": "p", "stack": "staging", "resources": small_stack(nodes=3)}
+    usage = CostSettings(nat_processed_gb_per_month=0)
+    _, document = plan_estimate(after["resources"], REGION, usage)
+    write_cost(document, new_dir)  # the base has no cost.json: planned by an older version
+    text = diff_cost(old_dir / "plan.json", new_dir / "plan.json", before, after)
+    node_hour = price("ec2.m6i.large") * TABLE["hoursPerMonth"]
+    assert text is not None and text.startswith(f"**Estimated cost: +${node_hour:,.2f}/month**")
+    assert diff_cost(old_dir / "plan.json", tmp_path / "nowhere" / "plan.json", before, after) == (
+        "_Estimated cost: not available (neither plan has a cost.json (plan them with this version of "
+        "python -m stacks plan))._"
+    )
