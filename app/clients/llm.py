@@ -19,6 +19,7 @@ import httpx
 import openai
 import stamina
 from openai.types.chat import ChatCompletion
+from openai.types.chat.chat_completion import Choice
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from app.clients import limits
@@ -152,10 +153,27 @@ class LLMClient:
             LLM_ERRORS.labels("invalid_response").inc()
             raise PermanentError("llm returned a response that is not a chat completion")
         _count_tokens(completion)
-        if not completion.choices or not completion.choices[0].message.content:
+        if not completion.choices:
             LLM_ERRORS.labels("empty").inc()
             raise PermanentError("llm returned no content")
-        return completion.choices[0].message.content
+        return _content(completion.choices[0])
+
+
+def _content(choice: Choice) -> str:
+    """The answer's text, or why there is none worth parsing. Each is permanent: the same prompt with
+    the same settings gets the same cut or the same refusal, so a retry would only bill it again."""
+    if choice.message.refusal or choice.finish_reason == "content_filter":
+        # The refusal's wording stays out of the job's error: it may quote the ticket.
+        LLM_ERRORS.labels("model_refused").inc()
+        raise PermanentError(f"llm refused to answer (finish_reason={choice.finish_reason})")
+    if choice.finish_reason == "length":
+        # Incomplete even when what came happens to parse: never taken for the answer.
+        LLM_ERRORS.labels("truncated").inc()
+        raise PermanentError("llm output was cut at LLM_MAX_TOKENS (finish_reason=length)")
+    if not choice.message.content:
+        LLM_ERRORS.labels("empty").inc()
+        raise PermanentError("llm returned no content")
+    return choice.message.content
 
 
 def _http_client(max_response_bytes: int) -> httpx.Client:
