@@ -50,8 +50,14 @@ typecheck: deps ## pyright against the provider SDKs' own typings (strict on the
 # Two pytest-xdist workers, a test file each at a time (its module fixtures are built once): much of the
 # suite waits on real servers, outages and timeouts, so two share the 2 cores well. PYTEST_WORKERS=0: serial.
 # Every run lists its slowest tests and leaves a JUnit report (per-test times) in build/test-results.xml.
+# The CRD schemas the manifests test validates Gateway API and cert-manager objects against (pinned npm packages).
+SCHEMAS_STAMP := tests/schemas/node_modules/.installed
+$(SCHEMAS_STAMP): tests/schemas/package.json tests/schemas/package-lock.json
+	@npm ci --prefix tests/schemas --no-audit --no-fund --silent
+	@touch $@
+
 PYTEST_WORKERS ?= 2
-pytest: deps system-deps $(CHECKOV_STAMP) ## the whole pytest suite (starts its own PostgreSQL, Redis and workers)
+pytest: deps system-deps $(CHECKOV_STAMP) $(SCHEMAS_STAMP) ## the whole pytest suite (starts its own PostgreSQL, Redis and workers)
 	@$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=15 --junitxml=build/test-results.xml
 
 test: deps system-deps lint typecheck pytest ## everything CI runs: linters, type check, the whole suite

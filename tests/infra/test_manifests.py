@@ -3,11 +3,13 @@
 ``python -m stacks plan <stack> --out <dir>`` runs as a subprocess (exactly what ``make plan`` runs)
 and writes one YAML per object to ``<dir>/manifests/``. Each is validated against the Kubernetes
 OpenAPI schema of the stack's ``cluster.kubernetesVersion`` (kubernetes-validate, strict: unknown
-fields are errors), then checkov scans the directory with the repository's ``.checkov.yaml``.
+fields are errors), Gateway API and cert-manager objects against their CRD schemas (tests/schemas/), then
+checkov scans the directory with the repository's ``.checkov.yaml``.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -25,9 +27,14 @@ from stacks.plan import write_manifests
 from tests.infra.k8s_fixtures import compose, stack_config
 
 CHECKOV_CONFIG = REPO_ROOT / ".checkov.yaml"
-# Custom resources have no schema in the Kubernetes OpenAPI documents, and the CRDs ship inside the
-# pinned cert-manager and Envoy Gateway charts (not available offline); their shape is asserted in
-# test_platform.py and test_workloads.py.
+# Gateway API and cert-manager objects are validated against the CRD schemas published as the pinned
+# npm packages in tests/schemas/ (installed by `make pytest`); Envoy Gateway's own kinds have no such
+# package and stay asserted field by field.
+CRD_SCHEMAS = REPO_ROOT / "tests" / "schemas"
+CRD_CHECKED = {"Gateway", "GatewayClass", "HTTPRoute", "ReferenceGrant", "Certificate", "ClusterIssuer"}
+# Custom resources have no schema in the Kubernetes OpenAPI documents: Gateway API and cert-manager kinds
+# are validated against their published CRD schemas below (CRD_CHECKED); Envoy Gateway's own kinds and
+# the prometheus-operator ones are asserted in test_platform.py, test_workloads.py and test_monitoring.py.
 CUSTOM_KINDS = {
     "ClusterIssuer": "cert-manager CRD (installed by the chart); checked in test_platform.py",
     "ServiceMonitor": "prometheus-operator CRD (kube-prometheus-stack); checked in test_monitoring.py",
@@ -115,6 +122,23 @@ def schema_errors(objects: dict[Path, dict[str, Any]], kubernetes_version: str) 
     return errors
 
 
+def crd_schema_errors(objects: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """``{"errors": [...], "unchecked": [...]}`` from tests/schemas/validate.mjs for ``objects``."""
+    if not (CRD_SCHEMAS / "node_modules").is_dir():
+        pytest.fail("the CRD schema packages are not installed: run `make pytest` (npm ci in tests/schemas)")
+    result = subprocess.run(
+        ["node", str(CRD_SCHEMAS / "validate.mjs")],
+        input=json.dumps(objects),
+        cwd=CRD_SCHEMAS,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
 def checkov_failures(directory: Path) -> list[str]:
     result = subprocess.run(
         [
@@ -196,6 +220,28 @@ def test_composed_manifests_match_the_schemas(composed: tuple[str, Path]) -> Non
     objects = load(directory)
     assert {identity(obj) for obj in objects.values()} >= EXPECTED
     assert not schema_errors(objects, load_stack_file(stack).cluster.kubernetes_version)
+
+
+def test_gateway_api_and_cert_manager_objects_match_their_crd_schemas(composed: tuple[str, Path]) -> None:
+    _, directory = composed
+    objects = [o for o in load(directory).values() if o["kind"] in CRD_CHECKED]
+    assert {o["kind"] for o in objects} >= {
+        "Gateway",
+        "GatewayClass",
+        "HTTPRoute",
+        "Certificate",
+        "ClusterIssuer",
+    }
+    verdict = crd_schema_errors(objects)
+    assert verdict == {"errors": [], "unchecked": []}
+
+
+def test_crd_schema_validation_catches_a_wrong_path_match_type(composed: tuple[str, Path]) -> None:
+    _, directory = composed
+    route = copy.deepcopy(next(o for o in load(directory).values() if o["kind"] == "HTTPRoute"))
+    route["spec"]["rules"][0]["matches"] = [{"path": {"type": "Prefix", "value": "/api"}}]  # Ingress' word
+    (error,) = crd_schema_errors([route])["errors"]
+    assert "path/type" in error
 
 
 def test_composed_manifests_pass_checkov(composed: tuple[str, Path]) -> None:
