@@ -122,7 +122,7 @@ HOSTILE_HEADERS: list[tuple[str, Callable[[Headers], Headers], set[int]]] = [
     ("signature not hex", lambda h: {**h, "X-ServiceDesk-Signature": "sha256=" + "zz" * 32}, {401}),
     ("sql in tenant id", lambda h: {**h, "X-Tenant-ID": "tenant-a' OR '1'='1"}, {401}),
     ("tenant id with newline escape", lambda h: {**h, "X-Tenant-ID": "tenant-a%0a"}, {401}),
-    # Header size is capped by the ingress (nginx: 4 x 8 KB buffers), not by uvicorn: a signed delivery
+    # Header size is capped by the edge (ClientTrafficPolicy, edge.maxRequestHeadersKib), not by uvicorn: a signed delivery
     # with a big unrelated header is accepted locally; what matters is that it is not a 5xx.
     ("90 KB header", lambda h: {**h, "X-Padding": "p" * 90_000}, {202, 400, 413, 431}),
     ("sql in delivery id", lambda h: {**h, "X-Delivery-ID": "1' OR '1'='1"}, {422}),
