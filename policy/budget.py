@@ -77,6 +77,7 @@ POLICIES = [
         "stack-monthly-budget",
         severity="medium",
         controls=(),
+        stack_key="policy:monthlyBudgetUsd",
         description="A change that takes the stack over its monthly budget should be a decision, not a surprise on the bill.",
         remediation="size the change down (instance class, node count, NAT gateways), or raise monthlyBudgetUsd for the stack in policy/PulumiPolicy.yaml with the reviewers' agreement (plan.md lists the cost by resource).",
         check=_within_budget,

@@ -77,7 +77,8 @@ class PolicyMetadata:
     severity: Severity
     #: Control ids as ``"<FRAMEWORK> <id>"`` (``"CIS-AWS 2.3.3"``); only where the mapping is honest.
     controls: tuple[str, ...]
-    #: Dotted stack-file key (``"database.multiAz"``) that sets what the policy checks, if any.
+    #: Dotted stack-file key (``"database.multiAz"``) that sets what the policy checks, if any, or
+    #: ``"policy:<knob>"`` for a knob of PulumiPolicy.yaml (findings are located there).
     stack_key: str | None = None
     #: Resource types a resource policy checks; empty for a stack policy (it sees the whole plan).
     types: tuple[str, ...] = ()

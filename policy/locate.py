@@ -97,9 +97,41 @@ def stack_key_line(stack: str, dotted: str, root: Path = REPO) -> Location | Non
     return Location(path.relative_to(root).as_posix(), found + 1)
 
 
+PACK_FILE = "policy/PulumiPolicy.yaml"
+
+
+def pack_key_line(stack: str, key: str, root: Path = REPO) -> Location | None:
+    """The line of a knob in PulumiPolicy.yaml: under ``config.stacks.<stack>``, else ``config.defaults``."""
+    lines = (root / PACK_FILE).read_text(encoding="utf-8").splitlines()
+    key_pattern = re.compile(rf"^\s*{re.escape(key)}:")
+    for section in (rf"^\s{{4}}{re.escape(stack)}:", r"^\s{2}defaults:"):
+        start = next((i for i, line in enumerate(lines) if stack and re.match(section, line)), None)
+        if start is None:
+            continue
+        indent = len(lines[start]) - len(lines[start].lstrip())
+        for index in range(start + 1, len(lines)):
+            line = lines[index]
+            if (
+                line.strip()
+                and not line.lstrip().startswith("#")
+                and len(line) - len(line.lstrip()) <= indent
+            ):
+                break
+            if key_pattern.match(line):
+                return Location(PACK_FILE, index + 1)
+    return None
+
+
 def locate(stack: str, urn: str | None, stack_key: str | None, root: Path = REPO) -> Location:
-    """The best place for a finding (always a location: code scanning needs one per result)."""
-    if stack_key:
+    """The best place for a finding (always a location: code scanning needs one per result).
+
+    ``stack_key`` names a stack-file key (``database.multiAz``) or, as ``policy:<knob>``, a knob of
+    PulumiPolicy.yaml (``policy:monthlyBudgetUsd``)."""
+    if stack_key and stack_key.startswith("policy:"):
+        found = pack_key_line(stack, stack_key.removeprefix("policy:"), root)
+        if found:
+            return found
+    elif stack_key:
         found = stack_key_line(stack, stack_key, root)
         if found:
             return found

@@ -157,3 +157,13 @@ def test_cli_writes_sarif_and_checks_the_docs(tmp_path: Path, sarif_schema: dict
     jsonschema.Draft4Validator(sarif_schema).validate(document)
     assert "rds-multi-az" in {r["ruleId"] for r in document["runs"][0]["results"]}
     assert main(["docs", "--check"]) == 0
+
+
+def test_a_budget_finding_points_at_the_stacks_budget_in_the_pack_config() -> None:
+    case = next(c for c in CASES if c.policy == "stack-monthly-budget")
+    report = check_plan(load_plan(fixture_path(case)))
+    (finding,) = [v for v in located_json(report)["violations"] if v["policy"] == "stack-monthly-budget"]
+    pack = (REPO / "policy/PulumiPolicy.yaml").read_text(encoding="utf-8").splitlines()
+    assert finding["location"]["file"] == "policy/PulumiPolicy.yaml"
+    line = finding["location"]["line"]
+    assert pack[line - 1].strip() == "monthlyBudgetUsd: 2500"  # production's, not the default
