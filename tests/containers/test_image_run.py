@@ -48,7 +48,38 @@ from tests.containers.images import (
     wheelhouse_from_installed,
 )
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="switching to UID 10001 needs root")
+# These tests need root (to switch to UID 10001) and mount namespaces. Where either is missing they
+# fail, saying so, instead of skipping in silence: a CI runner without them would otherwise report
+# green having run none of them. A run that knowingly lacks them opts out with IMAGE_RUN_TESTS=skip,
+# and the skip reason (shown by `-ra`) says it was opted out.
+OPT_OUT_VARIABLE = "IMAGE_RUN_TESTS"
+
+
+def _missing_capability() -> str | None:
+    if os.geteuid() != 0:
+        return "the image-run tests need root: switching to UID 10001"
+    with tempfile.TemporaryDirectory(prefix="image-probe-") as directory:
+        if not _mounts_work(Path(directory)):
+            return "no mount namespaces here (needs CAP_SYS_ADMIN): cannot give UID 10001 a read-only image"
+    return None
+
+
+def _mounts_work(directory: Path) -> bool:
+    """Bind mounts in a private namespace need CAP_SYS_ADMIN (root on a VM, a privileged container)."""
+    remount = f"mount --bind {directory} {directory} && mount -o remount,bind,ro {directory} {directory}"
+    probe = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", remount],
+        capture_output=True, check=False, timeout=10,
+    )  # fmt: skip
+    return probe.returncode == 0
+
+
+MISSING = _missing_capability()
+OPTED_OUT = os.environ.get(OPT_OUT_VARIABLE) == "skip"
+# Opted out: skipped before any server starts. Not opted out: `image` fails every test with the reason.
+pytestmark = pytest.mark.skipif(
+    MISSING is not None and OPTED_OUT, reason=f"opted out ({OPT_OUT_VARIABLE}=skip): {MISSING}"
+)
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "app" / "db" / "alembic.ini"
 
 
@@ -104,16 +135,6 @@ class Image:
                 *drop, *command]  # fmt: skip
 
 
-def _mounts_work(directory: Path) -> bool:
-    """Bind mounts in a private namespace need CAP_SYS_ADMIN (root on a VM, a privileged container)."""
-    remount = f"mount --bind {directory} {directory} && mount -o remount,bind,ro {directory} {directory}"
-    probe = subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", remount],
-        capture_output=True, check=False, timeout=10,
-    )  # fmt: skip
-    return probe.returncode == 0
-
-
 def _hiding_directory(path: Path) -> Path | None:
     """The topmost ancestor of `path` that other users cannot traverse (mode o-x), if any."""
     for ancestor in reversed(path.parents):
@@ -124,13 +145,12 @@ def _hiding_directory(path: Path) -> Path | None:
 
 @pytest.fixture(scope="module")
 def image() -> Iterator[Image]:
+    if MISSING is not None:
+        pytest.fail(f"{MISSING}; set {OPT_OUT_VARIABLE}=skip to run without these tests", pytrace=False)
     root = Path(tempfile.mkdtemp(prefix="image-"))
     root.chmod(0o755)
     workdir = root / "srv"
     workdir.mkdir()
-    if not _mounts_work(workdir):
-        shutil.rmtree(root, ignore_errors=True)
-        pytest.skip("no mount namespaces here (needs CAP_SYS_ADMIN): cannot give UID 10001 a read-only image")
     context, dist, deps = root / "context", root / "dist", root / "deps"
     context.mkdir()
     copy_build_context(context)
