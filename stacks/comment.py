@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, f
 from pydantic.alias_generators import to_camel
 
 if TYPE_CHECKING:
+    from stacks.diff import Caution as DiffCaution
     from stacks.diff import PlanDiff
 
 SCHEMA_ID = "ai-agents-platform/offline-plan-diff/v1"
@@ -128,6 +129,23 @@ class Violation(_Data):
     enforcement_level: Literal["advisory", "mandatory", "remediate", "disabled"]
 
 
+class Caution(_Data):
+    """A replace or delete of a stateful or protected resource, or a version going down (stacks/diff.py)."""
+
+    kind: Literal["delete", "replace", "downgrade"]
+    type: Text
+    name: Text
+    protected: bool = False
+    path: Text | None = None
+    old: JsonValue = None
+    new: JsonValue = None
+
+    @field_validator("old", "new")
+    @classmethod
+    def _bounded(cls, value: JsonValue) -> JsonValue:
+        return _bounded_value(value)
+
+
 class PolicyVerdict(_Data):
     policies: Count
     violations: list[Violation] = Field(max_length=MAX_VIOLATIONS)
@@ -163,6 +181,7 @@ class PreviewData(_Data):
     added: list[ResourceRef] = Field(max_length=MAX_ITEMS)
     removed: list[ResourceRef] = Field(max_length=MAX_ITEMS)
     changed: list[ChangedResource] = Field(max_length=MAX_ITEMS)
+    cautions: list[Caution] = Field(default_factory=list[Caution], max_length=MAX_ITEMS)
     cost: CostDelta | None = None
 
 
@@ -188,6 +207,22 @@ def _value(value: Any) -> JsonValue:
         return text[: MAX_VALUE_JSON // 2] + "…"
     loaded: JsonValue = json.loads(text)
     return loaded
+
+
+def _caution(caution: DiffCaution) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "kind": caution.kind,
+        "type": caution.type[:MAX_TEXT],
+        "name": caution.name[:MAX_TEXT],
+        "protected": caution.protected,
+    }
+    if caution.change is not None:
+        payload |= {
+            "path": caution.change.path[:MAX_TEXT],
+            "old": _value(caution.change.old),
+            "new": _value(caution.change.new),
+        }
+    return payload
 
 
 def build_payload(
@@ -237,6 +272,8 @@ def build_payload(
         }
     if diff is None:
         return payload
+    from stacks.diff import cautions  # the untrusted side only: the renderer needs no plan code
+
     replaced = sum(1 for d in diff.changed if d.replaces)
     payload["counts"] = {
         "add": len(diff.added),
@@ -245,6 +282,7 @@ def build_payload(
         "delete": len(diff.removed),
         "unchanged": diff.unchanged,
     }
+    payload["cautions"] = [_caution(c) for c in cautions(diff)[:MAX_ITEMS]]
     payload["added"] = [_ref(r) for r in diff.added[:MAX_ITEMS]]
     payload["removed"] = [_ref(r) for r in diff.removed[:MAX_ITEMS]]
     payload["changed"] = [
@@ -520,6 +558,21 @@ def _changed_block(resource: ChangedResource) -> list[str]:
     return [*lines, ""]
 
 
+def _caution_lines(cautions: Sequence[Caution]) -> list[str]:
+    """First in the stack's section: what would lose state or go back a version."""
+    if not cautions:
+        return []
+    lines = ["> [!CAUTION]", "> This change would lose state or go back a version:"]
+    for c in cautions:
+        what = f"{'protected ' if c.protected else ''}{code(c.type)} {code(c.name)}"
+        if c.kind == "downgrade":
+            old, new = code(_value_text(c.old)), code(_value_text(c.new))
+            lines.append(f"> - **downgrade** of {what}: {code(c.path or '')} {old} → {new}")
+        else:
+            lines.append(f"> - **{c.kind}** of {what}")
+    return [*lines, ""]
+
+
 def _cost_lines(cost: CostDelta | None) -> list[str]:
     """The monthly delta first (our words and numbers formatted here; the PR's lines as code)."""
     if cost is None:
@@ -538,7 +591,7 @@ def _cost_lines(cost: CostDelta | None) -> list[str]:
 
 def render_stack(data: PreviewData) -> tuple[list[str], list[list[str]]]:
     """The head (always shown) and the detail blocks (shown while they fit) of one stack."""
-    head = [f"### `{data.stack}`", "", *_cost_lines(data.cost)]
+    head = [f"### `{data.stack}`", "", *_caution_lines(data.cautions), *_cost_lines(data.cost)]
     if data.status == "head-plan-failed":
         head += [
             f"The plan of the PR's head failed (exit {data.exit_code}); see the `preview` run's log.",

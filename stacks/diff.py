@@ -263,20 +263,42 @@ def _is_stateful(resource: Mapping[str, Any]) -> bool:
     return resource.get("type") in STATEFUL or bool(resource.get("protect"))
 
 
-def warnings(diff: PlanDiff) -> list[str]:
-    """One line per replace or delete of a stateful or protected resource, and per version going down."""
+@dataclass(frozen=True)
+class Caution:
+    """A change a reviewer must not miss: state lost (``delete``, ``replace``) or a ``downgrade``."""
+
+    kind: str
+    type: str
+    name: str
+    protected: bool = False
+    change: Change | None = None
+
+    def line(self) -> str:
+        what = f"{'protected ' if self.protected else ''}`{self.type}` **{self.name}**"
+        if self.change is None:
+            return f"**{self.kind}** of {what}"
+        return f"**{self.kind}** of {what}: `{self.change.path}` {self.change.old} → {self.change.new}"
+
+
+def cautions(diff: PlanDiff) -> list[Caution]:
+    """Each replace or delete of a stateful or protected resource, and each version going down."""
     found = [
-        f"**delete** of {'protected ' if r.get('protect') else ''}`{r['type']}` **{r['name']}**"
+        Caution("delete", str(r["type"]), str(r["name"]), bool(r.get("protect")))
         for r in diff.removed
         if _is_stateful(r)
     ]
     for d in diff.changed:
         name = d.urn.rsplit("::", 1)[-1]
         if d.replaces and d.stateful:
-            found.append(f"**replace** of {'protected ' if d.protected else ''}`{d.type}` **{name}**")
+            found.append(Caution("replace", d.type, name, d.protected))
         if (down := d.downgrade) is not None:
-            found.append(f"**downgrade** of `{d.type}` **{name}**: `{down.path}` {down.old} → {down.new}")
+            found.append(Caution("downgrade", d.type, name, change=down))
     return found
+
+
+def warnings(diff: PlanDiff) -> list[str]:
+    """The cautions as markdown lines."""
+    return [caution.line() for caution in cautions(diff)]
 
 
 def _warning_lines(diff: PlanDiff) -> list[str]:

@@ -214,3 +214,20 @@ def test_diff_warns_at_the_top_on_lost_state_and_downgrades() -> None:
     assert text.index("[!CAUTION]") < text.index("to add") < text.index("#### delete")
     # A security group is neither stateful nor protected: its delete is listed, not warned about.
     assert "**sg**" not in text.split("to add")[0]
+
+
+def test_the_pr_comment_puts_the_cautions_first(sequence: dict[str, Plan]) -> None:
+    """The PR comment is rendered on the trusted side from preview.json: the cautions travel as data and
+    come first in the stack's section, every string from the PR in a code span."""
+    from stacks.comment import PreviewData, build_payload, render_stack
+
+    pinned = copy.deepcopy(sequence["B"])
+    for instance in entries(pinned, RDS):
+        instance["props"]["engineVersion"] = "17.6"
+    payload = build_payload(
+        diff_plans(sequence["B refreshed"], pinned), None, pr=1, head_sha=SHA_B, stack="staging"
+    )
+    head, _ = render_stack(PreviewData.model_validate(payload))
+    text = "\n".join(head)
+    assert "> [!CAUTION]" in text and text.index("[!CAUTION]") < text.index("to add")
+    assert f"**downgrade** of `{RDS}`" in text and "`17.7` → `17.6`" in text
