@@ -57,9 +57,17 @@ def test_secret_rotation_under_traffic_rejects_no_valid_delivery(
     current = {"secret": old}
     stop = threading.Event()
     results: list[tuple[str, int, str]] = []  # (secret label, status, job id)
+    sender_errors: list[str] = []  # a thread that dies says so here, not only on stderr
     lock = threading.Lock()
 
     def sender() -> None:
+        try:
+            send()
+        except Exception as error:
+            with lock:
+                sender_errors.append(repr(error))
+
+    def send() -> None:
         with httpx.Client(base_url=prod_cache_api.url, timeout=15) as http:
             for _ in range(2000):  # bounded; stopped by the event long before
                 if stop.is_set():
@@ -93,6 +101,9 @@ def test_secret_rotation_under_traffic_rejects_no_valid_delivery(
         stop.set()
         for thread in threads:
             thread.join(30)
+    assert sender_errors == [], sender_errors[:5]
+    # Both sides of the switch were exercised: deliveries under the old secret and under the new one.
+    assert {label for label, _status, _job in results} == {"old", "new"}, len(results)
     rejected = [r for r in results if r[1] != 202]
     assert rejected == [], rejected[:5]
     rows = wait_all_finished(stack, [r[2] for r in results], timeout=90)
@@ -189,4 +200,5 @@ def test_load_100_senders_for_60s(
         job_statuses=statuses,
     )
     assert errors == [], errors[:10]
+    assert job_ids, "no delivery was accepted"
     assert statuses == {"succeeded": len(job_ids)}, statuses
