@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from components.cluster_settings import KUBERNETES_VERSIONS
+from policy.stack import STATEFUL
 from tests.policy.gateway_cases import GATEWAY_CASES, gateway_resources
 
 PROJECT = "ai-agents-platform"
@@ -28,6 +29,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 DELETE = object()
 
 Plan = list[dict[str, Any]]
+PROTECTED = frozenset(STATEFUL)
 
 
 def urn(type_: str, name: str) -> str:
@@ -44,7 +46,8 @@ def _entry(
         "parent": parent,
         "provider": None,
         "dependsOn": list(deps),
-        "protect": False,
+        # Production protects what holds state (policy/stack.py production-stateful-protected).
+        "protect": type_ in PROTECTED,
         "props": props,
     }
 
@@ -190,6 +193,7 @@ def compliant_plan() -> Plan:
             "eks:index:Cluster",
             {
                 "version": "1.33",
+                "deletionProtection": True,
                 "encryptionConfigKeyArn": KEY,
                 "enabledClusterLogTypes": ["api", "audit", "authenticator", "controllerManager", "scheduler"],
                 "endpointPublicAccess": True,
@@ -567,6 +571,12 @@ CASES: list[Case] = [
         "RDS instance db keeps backups 3 day(s); the minimum on this stack is 14.",
     ),
     Case(
+        "production-stateful-protected",
+        CACHE,
+        lambda plan: find(plan, *CACHE).__setitem__("protect", False),
+        "aws:elasticache/replicationGroup:ReplicationGroup cache is not protected in production.",
+    ),
+    Case(
         "rds-deletion-protection",
         RDS,
         {"deletionProtection": False},
@@ -896,12 +906,6 @@ CASES: list[Case] = [
         ("kubernetes:core/v1:ConfigMap", "app-config"),
         {"data.DATABASE_SSLMODE": "require"},
         "ConfigMap app-config connects to PostgreSQL with sslmode require, not verify-full.",
-    ),
-    Case(
-        "k8s-app-config-verified-tls",
-        ("kubernetes:core/v1:ConfigMap", "app-config"),
-        {"data.REDIS_URL": "rediss://master.cache.example.com:6379/0?ssl_check_hostname=false"},
-        "ConfigMap app-config REDIS_URL does not use verified TLS (rediss:// with certificate checks).",
     ),
     Case(
         "helm-chart-version-pinned",
