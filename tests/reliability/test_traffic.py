@@ -83,7 +83,8 @@ def test_secret_rotation_under_traffic_rejects_no_valid_delivery(
                 job_id = response.json().get("job_id", "") if response.status_code < 300 else ""
                 with lock:
                     results.append(("old" if secret == old else "new", response.status_code, job_id))
-                time.sleep(0.05)
+                # About ServiceDesk Plus's pace: the backlog is bounded, not grown with the machine's speed.
+                time.sleep(0.1)
 
     threads = [threading.Thread(target=sender) for _ in range(4)]
     for thread in threads:
