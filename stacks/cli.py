@@ -1,4 +1,4 @@
-"""Operator CLI: ``python -m stacks plan|diff|drift|comment|bootstrap-plan``.
+"""Operator CLI: ``python -m stacks plan|diff|drift|preflight|comment|bootstrap-plan``.
 
 Exit codes: 0 clean, 1 mandatory policy violations (plan) / changes found, 2 bad usage or
 invalid stack config — said in one line, never a traceback.
@@ -214,6 +214,46 @@ def drift(
     out.print(table)
     out.print(f"[red]{len(result.resources)} drifted resource change(s)[/] (report: {path})", highlight=False)
     raise typer.Exit(EXIT_FINDINGS)
+
+
+@app.command()
+def preflight(
+    stack: Annotated[str, typer.Argument(help="stack name: staging or production")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the findings as JSON")] = False,
+    stack_file: Annotated[
+        Path | None, typer.Option("--stack-file", help="check this file instead of Pulumi.<stack>.yaml")
+    ] = None,
+) -> None:
+    """Read-only checks of the stack file and the AWS account before `pulumi up`: 0 ready, 1 not, 2 cannot run."""
+    import json
+    from datetime import UTC, datetime
+
+    from stacks import preflight as checks
+    from stacks.plan import load_config
+
+    try:
+        values, config = load_config(stack, stack_file)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        report = checks.run(
+            stack, values, config, checks.boto3_clients(config.aws.region), datetime.now(UTC).date()
+        )
+    except checks.CannotRun as exc:
+        raise _fail(f"cannot run preflight of {stack!r}: {exc}") from None
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_json(), indent=1) + "\n")
+    else:
+        table = Table(title=f"preflight: {stack} (account {report.account})", title_justify="left")
+        for column in ("", "check", "key / resource", "finding", "fix"):
+            table.add_column(column)
+        marks = {"ok": "[green]✓[/]", "warn": "[yellow]![/]", "fail": "[red]✗[/]"}
+        for f in report.findings:
+            table.add_row(marks[f.status], f.check, f.key, f.message, f.fix)
+        out.print(table)
+        out.print("[green]ready[/]" if report.ready else "[red]not ready[/]", highlight=False)
+    if not report.ready:
+        raise typer.Exit(EXIT_FINDINGS)
 
 
 @app.command("bootstrap-plan")
