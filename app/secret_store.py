@@ -65,7 +65,9 @@ class _Entry:
 
 
 def secretsmanager_client(settings: Settings) -> Any:
-    return boto3.client(
+    # A session of its own: credentials come from this process's environment when the store is made,
+    # never from boto3's process-wide default session, which caches whatever it resolved first.
+    return boto3.Session().client(
         "secretsmanager",
         region_name=settings.aws_region,
         endpoint_url=settings.aws_endpoint_url,

@@ -71,7 +71,7 @@ def _uses_iam_tokens(settings: Settings) -> bool:
 
 def _iam_token_factory(settings: Settings) -> Callable[[], str]:
     """RDS IAM auth: a fresh 15-minute token for every new connection, nothing stored."""
-    rds = boto3.client("rds", region_name=settings.aws_region)
+    rds = boto3.Session().client("rds", region_name=settings.aws_region)  # not the process-wide session
 
     def token() -> str:
         value = str(

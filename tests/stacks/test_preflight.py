@@ -353,7 +353,9 @@ def test_a_ready_stack_exits_0_with_a_table(
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", credentials["SecretAccessKey"])
     monkeypatch.setenv("AWS_SESSION_TOKEN", credentials["SessionToken"])
     admin = unique("pf-admin")
-    iam = boto3.client("iam", region_name=REGION, endpoint_url=moto.url)
+    # A session of its own: boto3's default session would keep these credentials for every later test
+    # in this process (the tenant secrets' store then looks in the wrong moto account).
+    iam = boto3.Session().client("iam", region_name=REGION, endpoint_url=moto.url)
     iam.create_role(RoleName=admin, AssumeRolePolicyDocument="{}")
     path = _clean_stack_file(tmp_path, f"arn:aws:iam::{account}:role/{admin}")
     config = load_stack_file("staging", path)
