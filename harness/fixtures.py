@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import boto3
 import httpx
 import pytest
 from sqlalchemy import Connection, create_engine
@@ -29,6 +30,14 @@ from harness.stack import LLM_API_KEY, Stack, TenantFixture
 def process_logs_in_pytest_temp(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Every process the suite starts logs under pytest's temporary directory, not loose in /tmp."""
     processes.LOG_DIR = tmp_path_factory.mktemp("process-logs")
+
+
+@pytest.fixture(autouse=True)
+def no_boto3_default_session_carried_over() -> Iterator[None]:
+    """boto3's default session keeps the credentials it resolved first: a test that sets other ones
+    (another moto account) must not hand them to the next test in this process."""
+    yield
+    boto3.DEFAULT_SESSION = None
 
 
 def serve_postgres() -> Iterator[PostgresServer]:
