@@ -27,14 +27,24 @@ from stacks.plan import write_manifests
 from tests.infra.k8s_fixtures import compose, stack_config
 
 CHECKOV_CONFIG = REPO_ROOT / ".checkov.yaml"
-# Gateway API and cert-manager objects are validated against the CRD schemas published as the pinned
-# npm packages in tests/schemas/ (installed by `make pytest`); Envoy Gateway's own kinds have no such
-# package and stay asserted field by field.
+# Gateway API, cert-manager and Envoy Gateway objects are validated against the CRD schemas published as
+# the pinned npm packages in tests/schemas/ (installed by `make pytest`). CRD schemas do not forbid
+# unknown fields (the API server prunes them silently), so the fields that matter are also asserted one
+# by one in test_platform.py and test_workloads.py.
 CRD_SCHEMAS = REPO_ROOT / "tests" / "schemas"
-CRD_CHECKED = {"Gateway", "GatewayClass", "HTTPRoute", "ReferenceGrant", "Certificate", "ClusterIssuer"}
-# Custom resources have no schema in the Kubernetes OpenAPI documents: Gateway API and cert-manager kinds
-# are validated against their published CRD schemas below (CRD_CHECKED); Envoy Gateway's own kinds and
-# the prometheus-operator ones are asserted in test_platform.py, test_workloads.py and test_monitoring.py.
+GATEWAY_API_AND_CERT_MANAGER = {
+    "Gateway",
+    "GatewayClass",
+    "HTTPRoute",
+    "ReferenceGrant",
+    "Certificate",
+    "ClusterIssuer",
+}
+ENVOY_GATEWAY = {"EnvoyProxy", "ClientTrafficPolicy", "BackendTrafficPolicy", "SecurityPolicy"}
+CRD_CHECKED = GATEWAY_API_AND_CERT_MANAGER | ENVOY_GATEWAY
+# Custom resources have no schema in the Kubernetes OpenAPI documents: the kinds in CRD_CHECKED are
+# validated against their published CRD schemas below; the prometheus-operator ones are asserted in
+# test_monitoring.py (and their rules by promtool).
 CUSTOM_KINDS = {
     "ClusterIssuer": "cert-manager CRD (installed by the chart); checked in test_platform.py",
     "ServiceMonitor": "prometheus-operator CRD (kube-prometheus-stack); checked in test_monitoring.py",
@@ -222,7 +232,7 @@ def test_composed_manifests_match_the_schemas(composed: tuple[str, Path]) -> Non
     assert not schema_errors(objects, load_stack_file(stack).cluster.kubernetes_version)
 
 
-def test_gateway_api_and_cert_manager_objects_match_their_crd_schemas(composed: tuple[str, Path]) -> None:
+def test_custom_resources_match_their_published_crd_schemas(composed: tuple[str, Path]) -> None:
     _, directory = composed
     objects = [o for o in load(directory).values() if o["kind"] in CRD_CHECKED]
     assert {o["kind"] for o in objects} >= {
@@ -231,9 +241,18 @@ def test_gateway_api_and_cert_manager_objects_match_their_crd_schemas(composed: 
         "HTTPRoute",
         "Certificate",
         "ClusterIssuer",
+        *ENVOY_GATEWAY,
     }
     verdict = crd_schema_errors(objects)
     assert verdict == {"errors": [], "unchecked": []}
+
+
+def test_crd_schema_validation_catches_a_tls_version_envoy_does_not_know(composed: tuple[str, Path]) -> None:
+    _, directory = composed
+    policy = copy.deepcopy(next(o for o in load(directory).values() if o["kind"] == "ClientTrafficPolicy"))
+    policy["spec"]["tls"]["minVersion"] = "1.1.0"  # not one of Envoy Gateway's enum values
+    (error,) = crd_schema_errors([policy])["errors"]
+    assert "tls/minVersion" in error
 
 
 def test_crd_schema_validation_catches_a_wrong_path_match_type(composed: tuple[str, Path]) -> None:

@@ -5,8 +5,18 @@ const MODELS = {
   "gateway.networking.k8s.io/v1": ["Gateway", "GatewayClass", "HTTPRoute", "ReferenceGrant"],
   "gateway.networking.k8s.io/v1beta1": ["ReferenceGrant"],
   "cert-manager.io/v1": ["Certificate", "ClusterIssuer", "Issuer"],
+  "gateway.envoyproxy.io/v1alpha1": [
+    "EnvoyProxy",
+    "ClientTrafficPolicy",
+    "BackendTrafficPolicy",
+    "SecurityPolicy",
+  ],
 };
-const PACKAGE = { "gateway.networking.k8s.io": "gateway-api", "cert-manager.io": "cert-manager" };
+const PACKAGE = {
+  "gateway.networking.k8s.io": "gateway-api",
+  "cert-manager.io": "cert-manager",
+  "gateway.envoyproxy.io": "envoy-gateway",
+};
 
 async function model(apiVersion, kind) {
   if (!(MODELS[apiVersion] || []).includes(kind)) return null;
