@@ -38,7 +38,8 @@ _SHA = re.compile(r"^[0-9a-f]{40}$")
 def current_git_sha(repo: Path, env: Mapping[str, str] | None = None) -> str | None:
     """The commit being deployed: ``GITHUB_SHA`` in CI, else ``git rev-parse HEAD`` in ``repo``, else None.
 
-    None (no git, not a checkout) means the images are tagged with the version only; the caller warns.
+    None (no git, not a checkout): there is no tag for a build, so ``Images`` refuses to build and
+    only an already pushed build (``deploy_build``) can be deployed.
     """
     env = os.environ if env is None else env
     sha = env.get("GITHUB_SHA", "").strip().lower()
