@@ -8,7 +8,8 @@ configuration for the service, its alerting rules and its dashboard.
   port: the worker runs the threads pool, one process, so one registry holds every task's metrics)
   and cert-manager (certificate expiry). Targets are relabelled ``job="ai-agents-api"`` /
   ``job="ai-agents-worker"``, the names the rules use.
-* One PrometheusRule loaded from ``assets/prometheus-rules.yaml`` (unit-tested with promtool).
+* One PrometheusRule loaded from ``assets/prometheus-rules.yaml`` (unit-tested with promtool), its
+  kube-state-metrics matchers pointed at the stack's application namespace.
 * The dashboard ``assets/grafana-dashboard.json``, provisioned by Grafana's sidecar from a labelled
   ConfigMap.
 * Alertmanager sends to the alarm SNS topic (the one the CloudWatch alarms use) through IRSA: no
@@ -66,6 +67,8 @@ PROMETHEUS_POD_LABELS = {"app.kubernetes.io/name": "prometheus"}
 # The job labels the rules and the dashboard select on (targets are relabelled to them).
 API_JOB = "ai-agents-api"
 WORKER_JOB = "ai-agents-worker"
+# The application namespace the rules file's kube-state-metrics matchers name (the stack default).
+RULES_NAMESPACE = "ai-agents"
 # Each scraped component's Service, by its `metrics` port, and the job its targets get.
 SCRAPED: tuple[tuple[Component, str], ...] = (("api", API_JOB), ("worker", WORKER_JOB))
 
@@ -104,9 +107,16 @@ def cert_manager_metrics_port(chart_version: str) -> str:
     return "http-metrics" if (major, minor) >= (1, 21) else "tcp-prometheus-servicemonitor"
 
 
-def load_rules(path: Path = RULES_FILE) -> dict[str, Any]:
-    """The rules file as a PrometheusRule ``spec`` (``{"groups": [...]}``); an error names the file."""
-    document: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+def load_rules(path: Path = RULES_FILE, app_namespace: str = RULES_NAMESPACE) -> dict[str, Any]:
+    """The rules file as a PrometheusRule ``spec`` (``{"groups": [...]}``); an error names the file.
+
+    The file selects kube-state-metrics' series of the application namespace it was written (and
+    promtool-tested) for; they are pointed at ``app_namespace`` here.
+    """
+    text = path.read_text(encoding="utf-8").replace(
+        f'namespace="{RULES_NAMESPACE}"', f'namespace="{app_namespace}"'
+    )
+    document: Any = yaml.safe_load(text)
     if not isinstance(document, dict) or not isinstance(cast(dict[str, Any], document).get("groups"), list):
         raise ValueError(f"{path.name}: must be a Prometheus rules file with a 'groups' list")
     return cast(dict[str, Any], document)
@@ -272,7 +282,7 @@ class Monitoring(pulumi.ComponentResource):
                 namespace=NAMESPACE,
                 labels={"app.kubernetes.io/part-of": PART_OF},
             ),
-            spec=load_rules(),
+            spec=load_rules(app_namespace=args.app_namespace),
             opts=after_release,
         )
         k8s.core.v1.ConfigMap(

@@ -18,8 +18,10 @@ from components.monitoring import (
     CHART_REPO,
     DASHBOARD_FILE,
     RULES_FILE,
+    RULES_NAMESPACE,
     Monitoring,
     cert_manager_metrics_port,
+    load_rules,
 )
 from components.monitoring_values import NAMESPACE, STORAGE_CLASS
 from components.platform import CERT_MANAGER_NAMESPACE
@@ -31,6 +33,7 @@ from tests.infra.harness import Captured
 from tests.infra.k8s_fixtures import (
     ACCOUNT,
     CONFIG_MAP,
+    DEPLOYMENT,
     NETWORK_POLICY,
     OIDC_ISSUER,
     OIDC_PROVIDER_ARN,
@@ -231,6 +234,38 @@ def test_prometheus_rule_is_the_rules_file(stack: tuple[StackConfig, Captured]) 
         "labels": {"app.kubernetes.io/part-of": PART_OF},
     }
     assert rule["spec"] == yaml.safe_load(RULES_FILE.read_text(encoding="utf-8"))
+
+
+KSM_DEPLOYMENT_MATCHERS = re.compile(
+    r'kube_deployment_status_replicas_available\{namespace="([^"]+)", deployment="([^"]+)"\}'
+)
+
+
+def test_api_down_watches_the_rendered_api_deployment(stack: tuple[StackConfig, Captured]) -> None:
+    """ApiDown and ApiMetricsMissing name the namespace and Deployment the plan really creates."""
+    config, captured = stack
+    rules = {
+        rule["alert"]: rule["expr"]
+        for group in captured.inputs(PROMETHEUS_RULE)["spec"]["groups"]
+        for rule in group["rules"]
+    }
+    api = next(
+        d["metadata"]
+        for d in (captured.inputs(DEPLOYMENT, r.name) for r in captured.of_type(DEPLOYMENT))
+        if d["metadata"]["labels"]["app.kubernetes.io/component"] == "api"
+    )
+    for alert in ("ApiDown", "ApiMetricsMissing"):
+        assert KSM_DEPLOYMENT_MATCHERS.findall(rules[alert]) == [(api["namespace"], api["name"])], alert
+    assert api["namespace"] == config.app.namespace
+
+
+def test_rules_follow_the_application_namespace() -> None:
+    assert f'namespace="{RULES_NAMESPACE}"' in RULES_FILE.read_text(encoding="utf-8")
+    exprs = " ".join(
+        rule["expr"] for group in load_rules(app_namespace="tickets")["groups"] for rule in group["rules"]
+    )
+    assert f'namespace="{RULES_NAMESPACE}"' not in exprs
+    assert exprs.count('namespace="tickets"') == 2  # ApiDown's and ApiMetricsMissing's
 
 
 def test_prometheus_alone_may_reach_the_metrics_ports(stack: tuple[StackConfig, Captured]) -> None:

@@ -33,6 +33,7 @@ RUNBOOK_PREFIX = "https://github.com/ai-agents-platform/ai-agents-platform/blob/
 # Alerts the previous deployment had (its Alertmanager), and the ones the issue adds.
 REQUIRED_ALERTS = {
     "ApiDown",
+    "ApiMetricsMissing",
     "ApiHighErrorRate",
     "QueueBacklog",
     "DatabaseConnectionFailures",
@@ -145,8 +146,8 @@ def test_promtool_unit_tests_pass() -> None:
 def test_promtool_unit_tests_can_fail(tmp_path: Path) -> None:
     """The same tests against rules with the API-down window doubled: the firing case must fail."""
     broken = RULES_FILE.read_text(encoding="utf-8").replace(
-        'expr: absent(up{job="ai-agents-api"} == 1)\n        for: 2m',
-        'expr: absent(up{job="ai-agents-api"} == 1)\n        for: 4m',
+        'deployment="api"}) == 0\n        for: 2m',
+        'deployment="api"}) == 0\n        for: 4m',
     )
     assert broken != RULES_FILE.read_text(encoding="utf-8")
     (tmp_path / "rules.yaml").write_text(broken, encoding="utf-8")
@@ -158,14 +159,18 @@ def test_promtool_unit_tests_can_fail(tmp_path: Path) -> None:
 
 
 def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
+    """A firing case for each alert at each of its severities (QueueBacklog has two), a quiet one each."""
     tests = yaml.safe_load(RULES_TEST.read_text(encoding="utf-8"))["tests"]
-    firing: set[str] = set()
+    firing: set[tuple[str, str]] = set()
     quiet: set[str] = set()
     for test in tests:
         for check in test.get("alert_rule_test", []):
-            (firing if check.get("exp_alerts") else quiet).add(check["alertname"])
-    alerts = {rule["alert"] for rule in rules()}
-    assert firing == alerts and quiet == alerts
+            expected = check.get("exp_alerts") or []
+            firing.update((check["alertname"], alert["exp_labels"]["severity"]) for alert in expected)
+            if not expected:
+                quiet.add(check["alertname"])
+    assert firing == {(rule["alert"], rule["labels"]["severity"]) for rule in rules()}
+    assert quiet == {rule["alert"] for rule in rules()}
 
 
 def test_previous_and_new_alerts_are_all_defined() -> None:
