@@ -71,8 +71,8 @@ smoke: deps ## smoke-test a running instance: make smoke URL=http://127.0.0.1:80
 		$(if $(TICKET),--ticket-id "$(TICKET)") \
 		$(if $(filter http://%,$(URL)),--allow-skip tls-certificate --allow-skip legacy-tls --allow-skip https-redirect)
 
-BENCHMARKS := plan ingest worker e2e scale
-bench: deps system-deps ## all benchmarks (a few minutes; needs wrk): tables, bench/results/*.json, scale.png
+BENCHMARKS := plan ingest worker e2e scale drain
+bench: deps system-deps ## all benchmarks (a few minutes; needs wrk): tables, bench/results/*.json, scale.png, drain.png
 	@command -v wrk >/dev/null || { echo "make bench needs wrk (apt-get install wrk)"; exit 2; }
 	@for b in $(BENCHMARKS); do echo "== bench.$$b"; $(PY) -m bench.$$b || exit 1; done
 

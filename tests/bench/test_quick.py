@@ -21,8 +21,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
-# In `make bench` order: scale reads the ingest sweep written just before it.
-BENCHMARKS = ["plan", "ingest", "worker", "e2e", "scale"]
+# In `make bench` order: scale reads the ingest sweep written just before it, drain the worker's result.
+BENCHMARKS = ["plan", "ingest", "worker", "e2e", "scale", "drain"]
 
 
 @pytest.fixture(scope="module")
@@ -97,11 +97,21 @@ def check_scale(data: dict[str, Any], results: Path) -> None:
     assert (results / "scale.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def check_drain(data: dict[str, Any]) -> None:
+    assert (
+        positive(data["ratio"]) and positive(data["keda"]["drain_s"]) and positive(data["cpu_hpa"]["drain_s"])
+    )
+    # Queue-length scaling can only add replicas to what the CPU HPA has, so it can only be faster.
+    assert data["ratio"] <= 1 and data["keda"]["peak_replicas"] >= data["cpu_hpa"]["peak_replicas"]
+    assert data["max_replicas_floor_s"] <= data["keda"]["drain_s"]
+
+
 CHECKS = {
     "plan": check_plan,
     "ingest": check_ingest,
     "worker": check_worker,
     "e2e": check_e2e,
+    "drain": check_drain,
 }
 
 
@@ -110,5 +120,8 @@ def test_quick_mode_writes_a_well_formed_result(name: str, results: Path) -> Non
     data = run_quick(name, results)
     if name == "scale":
         check_scale(data, results)
+    elif name == "drain":
+        check_drain(data)
+        assert (results / "drain.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     else:
         CHECKS[name](data)
