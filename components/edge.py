@@ -1,9 +1,10 @@
 """The internet edge: Envoy Gateway behind an AWS NLB, serving one Gateway for the API.
 
-Installs, in its own namespace (PSS ``restricted``: the proxies run as non-root on unprivileged ports),
-the Gateway API and Envoy Gateway CRDs (their own chart, standard channel, pinned) and the controller
-(pinned, no AWS access: the NLB comes from the annotations on the Service it generates). Declares what
-the edge guarantees as objects the plan and the policy pack see:
+Installs, in its own namespace (PSS ``restricted``: the proxies run as non-root on unprivileged ports;
+the namespace and the CRDs come first, from components/edge_crds.py) the controller (pinned, no AWS
+access: the NLB comes from the annotations on the Service it generates), with the namespace's
+NetworkPolicies (components/edge_network_policies.py) in place before it. Declares what the edge
+guarantees as objects the plan and the policy pack see:
 
 - a Gateway with an HTTPS listener (certificate from cert-manager, the stack's ClusterIssuer) and an
   HTTP listener that admits only this namespace's routes, i.e. the 301 redirect below (and cert-manager's
@@ -23,16 +24,19 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.edge_crds import CHART_REGISTRY, EDGE_NAMESPACE, EdgeCrds
+from components.edge_network_policies import edge_policy_plans
 from components.edge_settings import EdgeSettings
+from components.workloads.network_policies import PolicyPlan, policy_spec
 
-EDGE_NAMESPACE = "envoy-gateway-system"
 GATEWAY_NAME = "edge"
 GATEWAY_CLASS = "envoy-gateway"
 CONTROLLER_NAME = "gateway.envoyproxy.io/gatewayclass-controller"
 ENVOY_PROXY = "edge-proxy"
 HTTPS_LISTENER = "https"
 HTTP_LISTENER = "http"
-CHART_REGISTRY = "oci://docker.io/envoyproxy"
+HTTPS_PORT = 443
+HTTP_PORT = 80
 GATEWAY_API = "gateway.networking.k8s.io/v1"
 ENVOY_API = "gateway.envoyproxy.io/v1alpha1"
 # The Secret cert-manager writes the listener's certificate into (TLS material, not an app secret).
@@ -66,24 +70,8 @@ NLB_ANNOTATIONS = {
 }
 
 
-def restricted_namespace() -> dict[str, str]:
-    return {
-        "pod-security.kubernetes.io/enforce": "restricted",
-        "pod-security.kubernetes.io/enforce-version": "latest",
-        "pod-security.kubernetes.io/warn": "restricted",
-        "pod-security.kubernetes.io/audit": "restricted",
-    }
-
-
 def gateway_ref() -> dict[str, str]:
     return {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": GATEWAY_NAME}
-
-
-def crd_values() -> dict[str, Any]:
-    """Gateway API CRDs from the standard channel (no experimental kinds), and Envoy Gateway's own."""
-    return {
-        "crds": {"gatewayAPI": {"enabled": True, "channel": "standard"}, "envoyGateway": {"enabled": True}}
-    }
 
 
 def controller_values(replicas: int) -> dict[str, Any]:
@@ -139,7 +127,7 @@ def gateway_spec(hostname: str, app_namespace: str) -> dict[str, Any]:
             {
                 "name": HTTPS_LISTENER,
                 "protocol": "HTTPS",
-                "port": 443,
+                "port": HTTPS_PORT,
                 "hostname": hostname,
                 "tls": {"mode": "Terminate", "certificateRefs": [{"kind": "Secret", "name": TLS_SECRET}]},
                 "allowedRoutes": {
@@ -153,7 +141,7 @@ def gateway_spec(hostname: str, app_namespace: str) -> dict[str, Any]:
             {
                 "name": HTTP_LISTENER,
                 "protocol": "HTTP",
-                "port": 80,
+                "port": HTTP_PORT,
                 "hostname": hostname,
                 "allowedRoutes": {"namespaces": {"from": "Same"}, "kinds": [{"kind": "HTTPRoute"}]},
             },
@@ -209,17 +197,26 @@ def certificate_spec(hostname: str, cluster_issuer: str) -> dict[str, Any]:
 class EdgeArgs:
     settings: EdgeSettings
     provider: k8s.Provider
+    # The namespace and the CRDs, installed ahead of cert-manager (components/edge_crds.py).
+    crds: EdgeCrds
     # The API's public name and the namespace whose HTTPRoutes may attach to the HTTPS listener.
     hostname: str
     app_namespace: str
     cluster_issuer: str
     # The certificate waits for cert-manager and its issuer (their CRDs and webhook).
     cert_manager: Sequence[pulumi.Resource]
+    # The NetworkPolicies: the VPC (the Kubernetes API's private endpoint, its webhook calls), whether
+    # cert-manager's HTTP-01 solver pods run here, and who scrapes metrics.
+    vpc_cidr: str
+    acme_http01: bool
+    monitoring_namespace: str
+    prometheus_labels: Mapping[str, str]
     controller_replicas: int = 2
 
 
 class Edge(pulumi.ComponentResource):
-    """Envoy Gateway, its CRDs and the API's Gateway with its TLS and client policies."""
+    """Envoy Gateway, the namespace's NetworkPolicies and the API's Gateway with its TLS and client
+    policies."""
 
     namespace: str
     gateway_name: str
@@ -231,22 +228,24 @@ class Edge(pulumi.ComponentResource):
         self._name = name
         self._on_cluster = pulumi.ResourceOptions(parent=self, provider=args.provider)
         settings = args.settings
+        ns, crds = args.crds.namespace, args.crds.release
 
-        ns = k8s.core.v1.Namespace(
-            f"{name}-ns",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=EDGE_NAMESPACE, labels=restricted_namespace()),
-            opts=self._on_cluster,
-        )
-        crds = self._release("gateway-crds", "gateway-crds-helm", settings, ns, crd_values(), skip_crds=False)
-        controller = self._release(
-            "envoy-gateway",
-            "gateway-helm",
-            settings,
-            ns,
-            controller_values(args.controller_replicas),
+        # In place before the controller's chart: its certgen hook Job and the controller start denied
+        # everything but what these allow, never open.
+        policies = [self._network_policy(plan, ns) for plan in self._policy_plans(args)]
+        controller = k8s.helm.v3.Release(
+            f"{name}-envoy-gateway",
+            name="envoy-gateway",
+            chart=f"{CHART_REGISTRY}/gateway-helm",
+            version=settings.envoy_gateway_chart_version,
+            namespace=ns.metadata.name,
+            values=controller_values(args.controller_replicas),
             # The CRDs are the other release's: upgrading them is a reviewed version bump of that one.
             skip_crds=True,
-            depends_on=[crds],
+            # A failed upgrade rolls back instead of leaving a half-installed controller.
+            atomic=True,
+            cleanup_on_fail=True,
+            opts=self._on_cluster.merge(pulumi.ResourceOptions(depends_on=[crds, *policies])),
         )
         after_crds = [crds, controller]
         proxy = self._custom("EnvoyProxy", ENVOY_PROXY, ENVOY_API, envoy_proxy_spec(settings), after_crds)
@@ -292,29 +291,25 @@ class Edge(pulumi.ComponentResource):
         self.route_dependencies = [gateway, *after_crds]
         self.register_outputs({"namespace": EDGE_NAMESPACE, "gateway": GATEWAY_NAME})
 
-    def _release(
-        self,
-        role: str,
-        chart: str,
-        settings: EdgeSettings,
-        ns: k8s.core.v1.Namespace,
-        values: Mapping[str, Any],
-        *,
-        skip_crds: bool,
-        depends_on: Sequence[pulumi.Resource] = (),
-    ) -> k8s.helm.v3.Release:
-        return k8s.helm.v3.Release(
-            f"{self._name}-{role}",
-            name=role,
-            chart=f"{CHART_REGISTRY}/{chart}",
-            version=settings.envoy_gateway_chart_version,
-            namespace=ns.metadata.name,
-            values=values,
-            skip_crds=skip_crds,
-            # A failed upgrade rolls back instead of leaving a half-installed controller.
-            atomic=True,
-            cleanup_on_fail=True,
-            opts=self._on_cluster.merge(pulumi.ResourceOptions(depends_on=list(depends_on))),
+    @staticmethod
+    def _policy_plans(args: EdgeArgs) -> list[PolicyPlan]:
+        return edge_policy_plans(
+            namespace=EDGE_NAMESPACE,
+            proxy_labels=PROXY_LABELS,
+            listener_ports=(HTTPS_PORT, HTTP_PORT),
+            app_namespace=args.app_namespace,
+            vpc_cidr=args.vpc_cidr,
+            monitoring_namespace=args.monitoring_namespace,
+            prometheus_labels=args.prometheus_labels,
+            acme_http01=args.acme_http01,
+        )
+
+    def _network_policy(self, plan: PolicyPlan, ns: k8s.core.v1.Namespace) -> k8s.networking.v1.NetworkPolicy:
+        return k8s.networking.v1.NetworkPolicy(
+            f"{self._name}-netpol-{plan.name}",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=plan.name, namespace=EDGE_NAMESPACE),
+            spec=policy_spec(plan),
+            opts=self._on_cluster.merge(pulumi.ResourceOptions(depends_on=[ns])),
         )
 
     def _custom(

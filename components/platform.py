@@ -2,15 +2,16 @@
 components/edge.py), metrics-server.
 
 Every chart comes from its official repository at the version pinned in the stack config. The order
-matters and is explicit: the ClusterIssuers are custom resources, so they wait for the cert-manager
-release that installs their CRDs; the edge's Certificate waits for the issuer; the workloads' routes
-wait for the Gateway (see ``Platform.ingress_dependencies``).
+matters and is explicit: cert-manager (with Gateway API support) waits for the Gateway API CRDs
+(components/edge_crds.py), without which it does not start; the ClusterIssuers are custom resources, so
+they wait for the cert-manager release that installs their CRDs; the edge's Certificate waits for the
+issuer; the workloads' routes wait for the Gateway (see ``Platform.ingress_dependencies``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.edge import EDGE_NAMESPACE, GATEWAY_NAME, HTTP_LISTENER, Edge, EdgeArgs
+from components.edge_crds import EdgeCrds, EdgeCrdsArgs
 from components.edge_settings import EdgeSettings
 from components.irsa import irsa_trust_policy
 from components.platform_settings import PlatformSettings
@@ -147,6 +149,11 @@ class PlatformArgs:
     edge: EdgeSettings
     hostname: str
     app_namespace: str
+    # For the edge namespace's NetworkPolicies: the VPC (the Kubernetes API's private endpoint and its
+    # webhook calls) and the Prometheus pods allowed to scrape the edge.
+    vpc_cidr: str
+    monitoring_namespace: str
+    prometheus_labels: Mapping[str, str]
     # Controller replicas (Envoy Gateway and cert-manager); two or more survive a node drain.
     replicas: int = 2
 
@@ -168,6 +175,12 @@ class Platform(pulumi.ComponentResource):
 
         zone = settings.hosted_zone_id
         role_arn = self._cert_manager_role(args, zone) if zone else None
+        # First: cert-manager with Gateway API support does not start without the Gateway API CRDs.
+        edge_crds = EdgeCrds(
+            f"{name}-edge-crds",
+            EdgeCrdsArgs(provider=args.provider, chart_version=args.edge.envoy_gateway_chart_version),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         cert_manager = self._release(
             "cert-manager",
             CERT_MANAGER_NAMESPACE,
@@ -176,6 +189,7 @@ class Platform(pulumi.ComponentResource):
             version=settings.cert_manager_chart_version,
             repo=CERT_MANAGER_REPO,
             values=cert_manager_values(role_arn, args.replicas),
+            depends_on=[edge_crds.release],
         )
         issuers = {
             issuer: k8s.apiextensions.CustomResource(
@@ -194,10 +208,17 @@ class Platform(pulumi.ComponentResource):
             EdgeArgs(
                 settings=args.edge,
                 provider=args.provider,
+                crds=edge_crds,
                 hostname=args.hostname,
                 app_namespace=args.app_namespace,
                 cluster_issuer=settings.cluster_issuer,
                 cert_manager=[cert_manager, issuers[settings.cluster_issuer]],
+                vpc_cidr=args.vpc_cidr,
+                # Without a hosted zone the issuers solve HTTP-01, whose solver pods run in the edge's
+                # namespace (next to the Certificate) behind the Gateway's HTTP listener.
+                acme_http01=zone is None,
+                monitoring_namespace=args.monitoring_namespace,
+                prometheus_labels=args.prometheus_labels,
                 controller_replicas=args.replicas,
             ),
             opts=pulumi.ResourceOptions(parent=self),
@@ -238,6 +259,7 @@ class Platform(pulumi.ComponentResource):
         version: str,
         repo: str,
         values: Mapping[str, Any],
+        depends_on: Sequence[pulumi.Resource] = (),
     ) -> k8s.helm.v3.Release:
         """A chart in its own namespace, which is created here (labelled) rather than by Helm."""
         ns = k8s.core.v1.Namespace(
@@ -256,7 +278,7 @@ class Platform(pulumi.ComponentResource):
             # A failed upgrade rolls back instead of leaving a half-installed controller.
             atomic=True,
             cleanup_on_fail=True,
-            opts=self._on_cluster,
+            opts=self._on_cluster.merge(pulumi.ResourceOptions(depends_on=list(depends_on))),
         )
 
     def _cert_manager_role(self, args: PlatformArgs, zone: str) -> pulumi.Output[str]:

@@ -20,7 +20,8 @@ from components.edge import HTTPS_LISTENER, PROXY_LABELS
 from components.identity import AppIdentity, AppIdentityArgs
 from components.images import Images, ImagesArgs, current_git_sha
 from components.keys import Keys, KeysArgs
-from components.monitoring import Monitoring, MonitoringArgs
+from components.monitoring import PROMETHEUS_POD_LABELS, Monitoring, MonitoringArgs
+from components.monitoring_values import NAMESPACE as MONITORING_NAMESPACE
 from components.network import Network, NetworkArgs
 from components.platform import CERT_MANAGER_NAMESPACE, Platform, PlatformArgs
 from components.registry import Registry, RegistryArgs
@@ -146,6 +147,9 @@ def platform_args(
         edge=config.edge,
         hostname=config.public_hostname,
         app_namespace=config.app.namespace,
+        vpc_cidr=config.network.vpc_cidr,
+        monitoring_namespace=MONITORING_NAMESPACE,
+        prometheus_labels=PROMETHEUS_POD_LABELS,
     )
 
 

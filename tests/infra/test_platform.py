@@ -5,6 +5,7 @@ certificate from the stack's issuer, no ingress-nginx and no Ingress."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 
 from components.edge import CHART_REGISTRY, PROXY_LABELS, TLS_CIPHERS
 from components.platform import ACME_SERVERS, CERT_MANAGER_REPO
+from components.workloads.contract import API_PORT
 from infra.config import StackConfig
 from stacks.plan import check_policies, resource_entries
 from tests.infra.harness import Captured
@@ -28,6 +30,7 @@ from tests.infra.k8s_fixtures import (
     compose,
     stack_config,
 )
+from tests.infra.netpol import NETWORK_POLICY, Endpoint, allowed, network_policies
 
 ROLE = "aws:iam/role:Role"
 ZONE = "Z0123456789ABCDEFGHIJ"
@@ -62,7 +65,7 @@ def test_charts_are_official_and_pinned_from_config(stack: tuple[StackConfig, Ca
     assert cert_manager["repositoryOpts"]["repo"] == CERT_MANAGER_REPO
     assert cert_manager["version"] == config.platform.cert_manager_chart_version
     crds, controller = (
-        captured.inputs(RELEASE, f"platform-edge-{r}") for r in ("gateway-crds", "envoy-gateway")
+        captured.inputs(RELEASE, f"platform-edge-{r}") for r in ("crds-chart", "envoy-gateway")
     )
     assert crds["chart"] == f"{CHART_REGISTRY}/gateway-crds-helm"
     assert controller["chart"] == f"{CHART_REGISTRY}/gateway-helm"
@@ -83,11 +86,11 @@ def test_gateway_api_crds_are_pinned_standard_channel_and_owned_by_one_release(
     stack: tuple[StackConfig, Captured],
 ) -> None:
     _, captured = stack
-    crds = captured.inputs(RELEASE, "platform-edge-gateway-crds")
+    crds = captured.inputs(RELEASE, "platform-edge-crds-chart")
     assert crds["values"]["crds"]["gatewayAPI"] == {"enabled": True, "channel": "standard"}
     assert crds["values"]["crds"]["envoyGateway"] == {"enabled": True}
     assert captured.inputs(RELEASE, "platform-edge-envoy-gateway")["skipCrds"] is True
-    chart = captured.one(RELEASE, "platform-edge-gateway-crds").urn
+    chart = captured.one(RELEASE, "platform-edge-crds-chart").urn
     assert chart in captured.one(RELEASE, "platform-edge-envoy-gateway").depends_on
 
 
@@ -261,3 +264,140 @@ def test_both_issuer_modes_are_clean_under_the_pack(
     assert not _platform_violations(zone_captured, zone_config.environment)
     policy = json.loads(zone_captured.inputs("aws:iam/rolePolicy:RolePolicy")["policy"])
     assert all(s["Resource"] != "*" for s in policy["Statement"]), "cert-manager needs no zone lookup by name"
+
+
+# The edge namespace's NetworkPolicies, read as Kubernetes would. The pods' labels are written out as
+# Envoy Gateway v1.9 and cert-manager v1.19 render them (their sources), not taken from the constants
+# under test, so a policy selecting the wrong labels fails here.
+EDGE = "envoy-gateway-system"
+PROXY = Endpoint(
+    "10.0.1.10",
+    EDGE,
+    {
+        "app.kubernetes.io/name": "envoy",
+        "app.kubernetes.io/component": "proxy",
+        "app.kubernetes.io/managed-by": "envoy-gateway",
+        "gateway.envoyproxy.io/owning-gateway-name": "edge",
+        "gateway.envoyproxy.io/owning-gateway-namespace": EDGE,
+    },
+)
+CONTROLLER = Endpoint(
+    "10.0.1.11",
+    EDGE,
+    {
+        "control-plane": "envoy-gateway",
+        "app.kubernetes.io/name": "gateway-helm",
+        "app.kubernetes.io/instance": "envoy-gateway",
+    },
+)
+CERTGEN = Endpoint("10.0.1.12", EDGE, {"app": "certgen"})
+SOLVER = Endpoint(
+    "10.0.1.13",
+    EDGE,
+    {"acme.cert-manager.io/http01-solver": "true", "acme.cert-manager.io/http-domain": "1234"},
+)
+PROMETHEUS = Endpoint("10.0.2.10", "monitoring", {"app.kubernetes.io/name": "prometheus"})
+KUBE_DNS = Endpoint(
+    "10.0.2.11", "kube-system", {"k8s-app": "kube-dns", "eks.amazonaws.com/component": "coredns"}
+)
+STRANGER = Endpoint("10.0.2.12", "default", {"app": "anything"})
+CLIENT = Endpoint("203.0.113.7")
+
+
+def app_pod(config: StackConfig, component: str) -> Endpoint:
+    labels = {"app.kubernetes.io/name": "ai-agents", "app.kubernetes.io/component": component}
+    return Endpoint("10.0.3.10", config.app.namespace, labels)
+
+
+def in_vpc(config: StackConfig) -> Endpoint:
+    """An address inside the VPC outside the pods': the control plane's network interfaces."""
+    return Endpoint(str(ipaddress.ip_network(config.network.vpc_cidr)[200]))
+
+
+def test_edge_namespace_denies_by_default(stack: tuple[StackConfig, Captured]) -> None:
+    _, captured = stack
+    deny = next(
+        p["spec"]
+        for p in network_policies(captured)
+        if p["metadata"] == {"name": "default-deny", "namespace": EDGE}
+    )
+    assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
+    assert not deny.get("ingress") and not deny.get("egress")
+
+
+def test_edge_flows_that_must_work_are_allowed(stack: tuple[StackConfig, Captured]) -> None:
+    """Clients to both listeners (container ports 443+10000, 80+10000), proxies to xDS, DNS and the
+    API (whose namespace admits them), the control plane to the webhook, the controller and certgen to
+    the Kubernetes API, Prometheus to both's metrics, and the proxies to HTTP-01 solvers (no zone)."""
+    config, captured = stack
+    policies = network_policies(captured)
+    required = [
+        (CLIENT, PROXY, 10443, "TCP"),
+        (CLIENT, PROXY, 10080, "TCP"),
+        (PROXY, CONTROLLER, 18000, "TCP"),
+        (PROXY, KUBE_DNS, 53, "UDP"),
+        (PROXY, app_pod(config, "api"), API_PORT, "TCP"),
+        (PROXY, SOLVER, 8089, "TCP"),
+        (CONTROLLER, KUBE_DNS, 53, "UDP"),
+        (CONTROLLER, in_vpc(config), 443, "TCP"),
+        (CERTGEN, in_vpc(config), 443, "TCP"),
+        (in_vpc(config), CONTROLLER, 9443, "TCP"),
+        (PROMETHEUS, PROXY, 19001, "TCP"),
+        (PROMETHEUS, CONTROLLER, 19001, "TCP"),
+    ]
+    blocked = [flow for flow in required if not allowed(policies, *flow)]
+    assert not blocked
+
+
+def test_edge_flows_nothing_needs_are_denied(stack: tuple[StackConfig, Captured]) -> None:
+    config, captured = stack
+    policies = network_policies(captured)
+    forbidden = [
+        (CLIENT, CONTROLLER, 18000, "TCP"),
+        (CLIENT, PROXY, 19001, "TCP"),
+        (CLIENT, PROXY, 19000, "TCP"),
+        (CLIENT, SOLVER, 8089, "TCP"),
+        (STRANGER, CONTROLLER, 18000, "TCP"),
+        (STRANGER, CONTROLLER, 9443, "TCP"),
+        (STRANGER, PROXY, 19001, "TCP"),
+        (PROXY, CONTROLLER, 18001, "TCP"),
+        (PROXY, app_pod(config, "worker"), API_PORT, "TCP"),
+        (PROXY, CLIENT, 443, "TCP"),
+        (PROXY, in_vpc(config), 443, "TCP"),
+        (CONTROLLER, CLIENT, 443, "TCP"),
+        (CERTGEN, KUBE_DNS, 53, "UDP"),
+        (SOLVER, KUBE_DNS, 53, "UDP"),
+        (SOLVER, CLIENT, 443, "TCP"),
+        (app_pod(config, "api"), CONTROLLER, 18000, "TCP"),
+    ]
+    assert not [flow for flow in forbidden if allowed(policies, *flow)]
+
+
+def test_with_dns01_no_solver_is_reachable(with_zone: tuple[StackConfig, Captured]) -> None:
+    _, captured = with_zone
+    policies = network_policies(captured)
+    assert not allowed(policies, PROXY, SOLVER, 8089)
+    assert allowed(policies, CLIENT, PROXY, 10443)
+
+
+def test_the_controller_chart_waits_for_the_namespace_policies(stack: tuple[StackConfig, Captured]) -> None:
+    """Its certgen hook Job and the controller never start in a namespace without them."""
+    _, captured = stack
+    controller = captured.one(RELEASE, "platform-edge-envoy-gateway")
+    edge_policies = [
+        r
+        for r in captured.of_type(NETWORK_POLICY)
+        if captured.inputs(NETWORK_POLICY, r.name)["metadata"]["namespace"] == EDGE
+    ]
+    assert len(edge_policies) == 5
+    assert all(policy.urn in controller.depends_on for policy in edge_policies)
+
+
+def test_cert_manager_starts_after_the_gateway_api_crds(stack: tuple[StackConfig, Captured]) -> None:
+    """With enableGatewayAPI cert-manager does not start without the Gateway API CRDs: on a first
+    install its release must wait for the chart that installs them."""
+    _, captured = stack
+    assert release(captured, "cert-manager")["values"]["config"]["enableGatewayAPI"] is True
+    crds = captured.one(RELEASE, "platform-edge-crds-chart")
+    assert crds.urn in captured.one(RELEASE, "platform-cert-manager").depends_on
+    assert captured.inputs(RELEASE, "platform-edge-crds-chart")["values"]["crds"]["gatewayAPI"]["enabled"]

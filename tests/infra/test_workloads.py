@@ -384,10 +384,12 @@ def test_every_deployment_has_a_pdb_and_an_hpa(stack: tuple[StackConfig, Capture
     assert targets == {"cpu": settings.target_cpu_percent, "memory": settings.target_memory_percent}
 
 
-def _policies(captured: Captured) -> dict[str, dict[str, Any]]:
+def _policies(captured: Captured, namespace: str = "ai-agents") -> dict[str, dict[str, Any]]:
+    """The app namespace's policies by name (the edge's namespace has its own, test_platform.py)."""
     return {
         inputs["metadata"]["name"]: inputs["spec"]
         for inputs in (captured.inputs(NETWORK_POLICY, r.name) for r in captured.of_type(NETWORK_POLICY))
+        if inputs["metadata"]["namespace"] == namespace
     }
 
 
