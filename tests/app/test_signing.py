@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.signing import sign, verify
+from app.signing import job_request_message, sign, verify
 
 # GitHub's published X-Hub-Signature-256 example (docs: "Validating webhook deliveries").
 GITHUB_SECRET = "It's a Secret to Everybody"
@@ -35,3 +35,7 @@ def test_rejections() -> None:
     assert not verify(GITHUB_SIGNATURE, GITHUB_PAYLOAD + b" ", [GITHUB_SECRET])
     assert not verify(GITHUB_SIGNATURE, GITHUB_PAYLOAD, [])
     assert not verify("sha256=zz", GITHUB_PAYLOAD, [GITHUB_SECRET])
+
+
+def test_job_read_message_is_timestamp_method_and_path_on_their_own_lines() -> None:
+    assert job_request_message("1700000000", "get", "/api/v1/jobs/42") == b"1700000000\nGET\n/api/v1/jobs/42"
