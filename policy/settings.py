@@ -59,10 +59,12 @@ class PolicySettings(BaseModel):
     public_ingress_ports: tuple[int, ...] = (80, 443)
     load_balancer_security_group_pattern: str = r"(^|-)(lb|alb|nlb|elb|ingress)(-|$)"
     # Actions AWS defines without resource types ("*" is the only Resource they take): the ECR login,
-    # the caller check, and the Describe* calls CodeBuild makes to place a CI runner in a VPC.
+    # the caller check, the trace collector's X-Ray upload, and the Describe* calls CodeBuild makes to
+    # place a CI runner in a VPC.
     iam_wildcard_resource_actions: tuple[str, ...] = (
         "ecr:GetAuthorizationToken",
         "sts:GetCallerIdentity",
+        "xray:PutTraceSegments",
         "ec2:DescribeDhcpOptions",
         "ec2:DescribeNetworkInterfaces",
         "ec2:DescribeSecurityGroups",

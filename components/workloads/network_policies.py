@@ -40,10 +40,20 @@ def tcp(port: pulumi.Input[int | str]) -> k8s.networking.v1.NetworkPolicyPortArg
     return k8s.networking.v1.NetworkPolicyPortArgs(protocol="TCP", port=port)
 
 
+@dataclass(frozen=True)
+class Destination:
+    """Pods in another namespace that a component may open one TCP port on (e.g. the trace collector)."""
+
+    namespace: str
+    pod_labels: Mapping[str, str]
+    port: int
+
+
 def egress_rules(
-    vpc_cidr: str, redis_port: pulumi.Input[int], *, redis: bool
+    vpc_cidr: str, redis_port: pulumi.Input[int], *, redis: bool, also: Sequence[Destination] = ()
 ) -> list[k8s.networking.v1.NetworkPolicyEgressRuleArgs]:
-    """DNS to CoreDNS, Postgres (and Redis) inside the VPC, HTTPS anywhere (AWS APIs, LLM, SDP)."""
+    """DNS to CoreDNS, Postgres (and Redis) inside the VPC, HTTPS anywhere (AWS APIs, LLM, SDP), and
+    each of ``also``."""
     dns = k8s.networking.v1.NetworkPolicyEgressRuleArgs(
         to=[peer_pods("kube-system", {"k8s-app": "kube-dns"})],
         ports=[k8s.networking.v1.NetworkPolicyPortArgs(protocol=p, port=DNS_PORT) for p in ("UDP", "TCP")],
@@ -61,6 +71,12 @@ def egress_rules(
             ],
             ports=[tcp(HTTPS_PORT)],
         ),
+        *(
+            k8s.networking.v1.NetworkPolicyEgressRuleArgs(
+                to=[peer_pods(d.namespace, d.pod_labels)], ports=[tcp(d.port)]
+            )
+            for d in also
+        ),
     ]
 
 
@@ -70,6 +86,7 @@ def policy_plans(
     controller_labels: Mapping[str, str],
     vpc_cidr: str,
     redis_port: pulumi.Input[int],
+    services_also_reach: Sequence[Destination] = (),
 ) -> list[PolicyPlan]:
     """Default-deny, the edge's proxy pods to the API, each component's egress. (cert-manager's HTTP-01
     solver pods run in the edge's namespace, next to the Certificate, not here.)"""
@@ -86,7 +103,7 @@ def policy_plans(
             PolicyPlan(
                 f"{component}-egress",
                 selector_labels(component),
-                egress=egress_rules(vpc_cidr, redis_port, redis=True),
+                egress=egress_rules(vpc_cidr, redis_port, redis=True, also=services_also_reach),
             )
             for component in ("api", "worker")
         ),
