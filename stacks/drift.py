@@ -14,6 +14,7 @@ differ, and is written as JSON for the scheduled workflow to post.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -24,18 +25,30 @@ from infra.config import REPO_ROOT
 
 # Operations that leave a resource as it is.
 UNCHANGED = {"same", "read", "refresh"}
+# The CLI's error when --expect-no-changes saw changes (pkg/backend/backenderr NoChangesExpectedError;
+# exit code 7 since CLI 3.227.0, 255 before): the only failure of the preview that means drift.
+NO_CHANGES_EXPECTED = "no changes were expected"
+# The engine's colour directives (`<{%fg 1%}>`), left in diagnostics sent with the default --color.
+COLOUR_DIRECTIVE = re.compile(r"<\{%[^%]*%\}>")
+NO_CREDENTIALS = "no cloud credentials: configure AWS credentials (OIDC role in CI)"
 # What the CLI says when it cannot run at all, mapped to a one-line reason.
 CANNOT_RUN_HINTS = [
     ("no stack named", "stack {stack!r} does not exist in the current backend (pulumi stack ls)"),
-    ("not found", "stack {stack!r} does not exist in the current backend (pulumi stack ls)"),
-    ("no credentials", "no cloud credentials: configure AWS credentials (OIDC role in CI)"),
+    ("no credentials", NO_CREDENTIALS),
+    ("could not find default credentials", NO_CREDENTIALS),
+    ("no valid credential sources", NO_CREDENTIALS),
+    # The stacks live in the account's S3 backend, never in Pulumi Cloud: this message means no backend
+    # was selected and the CLI fell back to Pulumi Cloud, not that a Pulumi access token is missing.
     (
-        "could not find default credentials",
-        "no cloud credentials: configure AWS credentials (OIDC role in CI)",
+        "pulumi_access_token",
+        "no state backend selected: set PULUMI_BACKEND_URL to the bootstrap's backendUrl (s3://...) "
+        "or run pulumi login with it",
     ),
-    ("no valid credential sources", "no cloud credentials: configure AWS credentials (OIDC role in CI)"),
-    ("pulumi login", "not logged in to a Pulumi backend: run pulumi login"),
-    ("pulumi_access_token", "not logged in to a Pulumi backend: set PULUMI_ACCESS_TOKEN or run pulumi login"),
+    (
+        "pulumi login",
+        "not logged in to the state backend: set PULUMI_BACKEND_URL to the bootstrap's backendUrl "
+        "(s3://...) or run pulumi login with it",
+    ),
 ]
 
 
@@ -77,12 +90,32 @@ def _changed_properties(metadata: Any) -> list[str]:
     return sorted(set(diffs) | set(detailed))
 
 
-def _collector(report: DriftReport, phase: str) -> Callable[[Any], None]:
+def _step(event: Any, phase: str) -> Any:
+    """The event of `event` that says what happens to a resource in this pass, if any.
+
+    A refresh reports each resource first with op "refresh" and no diff; its result (same, update with
+    the properties, delete) arrives only in the resource's outputs event. The preview's planned steps
+    are its logical pre-events (a replacement's create and delete halves are not logical; the refresh
+    steps inside `preview --refresh` keep op "refresh").
+    """
+    if phase == "refresh":
+        outputs = getattr(event, "res_outputs_event", None)
+        return None if outputs is None else outputs.metadata
+    pre = getattr(event, "resource_pre_event", None)
+    if pre is None or pre.metadata is None or not pre.metadata.logical:
+        return None
+    return pre.metadata
+
+
+def _collector(report: DriftReport, phase: str, errors: list[str]) -> Callable[[Any], None]:
     def on_event(event: Any) -> None:
-        pre = getattr(event, "resource_pre_event", None)
-        if pre is None or pre.metadata is None:
+        diagnostic = getattr(event, "diagnostic_event", None)
+        if diagnostic is not None and diagnostic.severity == "error":
+            errors.append(COLOUR_DIRECTIVE.sub("", diagnostic.message).strip())
             return
-        metadata = pre.metadata
+        metadata = _step(event, phase)
+        if metadata is None:
+            return
         op = str(getattr(metadata.op, "value", metadata.op))
         if op in UNCHANGED or metadata.type == "pulumi:pulumi:Stack":
             return
@@ -93,12 +126,19 @@ def _collector(report: DriftReport, phase: str) -> Callable[[Any], None]:
     return on_event
 
 
-def _cannot_run_reason(stack: str, message: str) -> str:
-    lowered = message.lower()
+def _cannot_run_reason(stack: str, message: str, errors: list[str] | None = None) -> str:
+    """One line: a known cause from the engine's error diagnostics or the CLI's output, else the first
+    error diagnostic, else the output's last line."""
+    lowered = "\n".join([*(errors or []), message]).lower()
     for needle, reason in CANNOT_RUN_HINTS:
         if needle in lowered:
             return reason.format(stack=stack)
-    last = next((line.strip() for line in reversed(message.splitlines()) if line.strip()), "unknown error")
+    lines = [line.strip() for line in (errors or [message])[0].splitlines() if line.strip()] or [
+        "unknown error"
+    ]
+    # An error diagnostic starts with its cause, except a program's traceback, which ends with it; the
+    # CLI's own output ends with its error.
+    last = lines[0] if errors and not lines[0].startswith("Program failed") else lines[-1]
     return f"pulumi failed: {last}"
 
 
@@ -120,22 +160,33 @@ def detect(stack: str, work_dir: Path = REPO_ROOT) -> DriftReport:
         raise CannotRun(_cannot_run_reason(stack, str(exc))) from None
 
     report = DriftReport(stack)
+    errors: list[str] = []
     try:
-        refreshed = workspace_stack.preview_refresh(on_event=_collector(report, "refresh"))
+        refreshed = workspace_stack.preview_refresh(on_event=_collector(report, "refresh", errors))
         report.summaries["refresh"] = _summary(refreshed)
     except auto.errors.CommandError as exc:
-        raise CannotRun(_cannot_run_reason(stack, str(exc))) from None
+        raise CannotRun(_cannot_run_reason(stack, str(exc), errors)) from None
+    except RuntimeError:  # the SDK's "summary event never found": the CLI sent no engine events
+        raise CannotRun("the Pulumi CLI sent no engine events for the refresh") from None
 
     found_before = len(report.resources)
     try:
         previewed = workspace_stack.preview(
-            refresh=True, expect_no_changes=True, diff=True, on_event=_collector(report, "preview")
+            refresh=True,
+            expect_no_changes=True,
+            diff=True,
+            on_event=_collector(report, "preview", errors),
         )
         report.summaries["preview"] = _summary(previewed)
     except auto.errors.CommandError as exc:
-        # --expect-no-changes fails the command when there are changes; that is drift, not an error.
-        if len(report.resources) == found_before:
-            raise CannotRun(_cannot_run_reason(stack, str(exc))) from None
+        # --expect-no-changes fails the command when there are changes; that alone is drift. A preview
+        # that failed for any other reason (an error diagnostic, another message) proves nothing,
+        # even if it had planned changes before it failed.
+        drift = NO_CHANGES_EXPECTED in str(exc) and not errors and len(report.resources) > found_before
+        if not drift:
+            raise CannotRun(_cannot_run_reason(stack, str(exc), errors)) from None
+    except RuntimeError:
+        raise CannotRun("the Pulumi CLI sent no engine events for the preview") from None
     return report
 
 
