@@ -1,0 +1,353 @@
+"""One violating case for every further branch of a policy whose ``CASES`` entry covers only one.
+
+``CASES`` (tests/policy/cases.py) holds one insecure change per policy, which is also its checked-in
+fixture. A policy that reports several distinct problems gets one more case here per problem, so
+deleting or inverting any one check fails a test (``make mutation`` found such branches untested).
+Same shape and same test as ``CASES``: the change, applied to the compliant plan, must make the
+policy report exactly that message on exactly that resource.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tests.policy.cases import (
+    C0,
+    CACHE,
+    CACHE_PARAMS,
+    DELETE,
+    DEPLOY,
+    EKS,
+    EKS_AWS,
+    LT,
+    MNG,
+    RDS,
+    ROLE_POLICY,
+    STACK_WIDE,
+    Case,
+    _policy_json,
+    _remove,
+)
+
+NODE_GROUP = ("aws:eks/nodeGroup:NodeGroup", "general-nodeGroup")
+INGRESS = ("kubernetes:networking.k8s.io/v1:Ingress", "api")
+CONFIG = ("kubernetes:core/v1:ConfigMap", "app-config")
+TOPIC = ("aws:sns/topic:Topic", "alarms")
+
+
+@dataclass(frozen=True)
+class BranchCase(Case):
+    branch: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.policy}[{self.branch}]"
+
+
+BRANCH_CASES: list[BranchCase] = [
+    # RDS
+    BranchCase(
+        "rds-storage-encrypted-cmk",
+        RDS,
+        {"storageEncrypted": False},
+        "RDS instance db does not set storageEncrypted=true.",
+        branch="storage-not-encrypted",
+    ),
+    BranchCase(
+        "rds-storage-encrypted-cmk",
+        RDS,
+        {"kmsKeyId": "arn:aws:kms:eu-west-1:123456789012:alias/aws/rds"},
+        "RDS instance db is not encrypted with a customer-managed KMS key (kmsKeyId).",
+        branch="aws-managed-key",
+    ),
+    BranchCase(
+        "rds-no-plaintext-password",
+        RDS,
+        {"manageMasterUserPassword": DELETE},
+        "RDS instance db neither lets RDS manage the master password nor takes it from a secret.",
+        branch="no-password-source",
+    ),
+    BranchCase(
+        "rds-force-ssl",
+        RDS,
+        {"parameterGroupName": "default.postgres17"},
+        "RDS instance db uses the default parameter group, where rds.force_ssl is off.",
+        branch="default-parameter-group",
+    ),
+    BranchCase(
+        "rds-not-default-vpc",
+        RDS,
+        {"vpcSecurityGroupIds": []},
+        "RDS instance db has no vpcSecurityGroupIds, so it gets the VPC's default security group.",
+        branch="default-security-group",
+    ),
+    BranchCase(
+        "rds-not-default-vpc",
+        RDS,
+        {"dbSubnetGroupName": "Default"},
+        "RDS instance db has no DB subnet group, so it lands in the default VPC.",
+        branch="named-default-subnet-group",
+    ),
+    # ElastiCache
+    BranchCase(
+        "elasticache-transit-encryption",
+        CACHE,
+        {"transitEncryptionMode": "preferred"},
+        "ElastiCache cache has transitEncryptionMode=preferred, which still accepts plaintext.",
+        branch="preferred-mode",
+    ),
+    BranchCase(
+        "elasticache-at-rest-encryption",
+        CACHE,
+        {"kmsKeyId": DELETE},
+        "ElastiCache cache encrypts at rest with the AWS-owned key instead of a customer-managed KMS key.",
+        branch="aws-owned-key",
+    ),
+    BranchCase(
+        "elasticache-automatic-failover",
+        CACHE,
+        {"multiAzEnabled": False},
+        "ElastiCache cache does not spread its nodes over availability zones (multiAzEnabled).",
+        branch="single-az",
+    ),
+    BranchCase(
+        "elasticache-broker-no-eviction",
+        CACHE,
+        {"parameterGroupName": "default.valkey8"},
+        "ElastiCache cache uses a default parameter group, whose maxmemory-policy evicts keys (queued tasks).",
+        branch="default-parameter-group",
+    ),
+    BranchCase(
+        "elasticache-broker-no-eviction",
+        CACHE_PARAMS,
+        {"parameters": []},
+        "ElastiCache parameter group cache-params has maxmemory-policy=volatile-lru (default): "
+        "a full broker silently drops tasks.",
+        branch="policy-unset",
+    ),
+    # EKS
+    BranchCase(
+        "eks-secrets-encryption",
+        EKS_AWS,
+        {"encryptionConfig.resources": ["configmaps"]},
+        "EKS cluster cluster-eksCluster has no encryptionConfig with a KMS key for the 'secrets' resource.",
+        branch="aws-cluster-without-secrets",
+    ),
+    BranchCase(
+        "eks-secrets-encryption",
+        EKS_AWS,
+        {"encryptionConfig.provider": {}},
+        "EKS cluster cluster-eksCluster has no encryptionConfig with a KMS key for the 'secrets' resource.",
+        branch="aws-cluster-without-key",
+    ),
+    BranchCase(
+        "eks-public-endpoint-restricted",
+        EKS,
+        {"publicAccessCidrs": DELETE},
+        "EKS cluster cluster has a public API endpoint open to 0.0.0.0/0 (no publicAccessCidrs).",
+        branch="no-cidrs",
+    ),
+    BranchCase(
+        "eks-public-endpoint-restricted",
+        EKS_AWS,
+        {"vpcConfig.endpointPublicAccess": True, "vpcConfig.publicAccessCidrs": ["203.0.113.0/24", "::/0"]},
+        "EKS cluster cluster-eksCluster allows its public API endpoint from ::/0.",
+        branch="aws-cluster-open-ipv6",
+    ),
+    BranchCase(
+        "eks-nodes-private",
+        LT,
+        {"networkInterfaces": [{"deviceIndex": 0.0}, {"associatePublicIpAddress": True}]},
+        "Launch template general-launchTemplate gives nodes a public IP address.",
+        branch="launch-template-public-ip",
+    ),
+    BranchCase(
+        "eks-nodes-private",
+        EKS,
+        {"privateSubnetIds": DELETE},
+        "EKS cluster cluster has no privateSubnetIds: nodes and control-plane ENIs go to public subnets.",
+        branch="no-private-subnets",
+    ),
+    BranchCase(
+        "eks-nodes-private",
+        EKS,
+        {"skipDefaultNodeGroup": DELETE, "nodeAssociatePublicIpAddress": DELETE},
+        "cluster creates self-managed nodes that may get public IPs (nodeAssociatePublicIpAddress).",
+        branch="default-group-unset-public-ip",
+    ),
+    BranchCase(
+        "eks-imdsv2-required",
+        MNG,
+        {"enableIMDSv2": False},
+        "Managed node group general does not require IMDSv2 (enableIMDSv2).",
+        branch="managed-node-group",
+    ),
+    BranchCase(
+        "eks-imdsv2-required",
+        NODE_GROUP,
+        {"launchTemplate": DELETE},
+        "Node group general-nodeGroup has no launch template, so its instances accept IMDSv1.",
+        branch="node-group-without-launch-template",
+    ),
+    BranchCase(
+        "eks-imdsv2-required",
+        EKS,
+        {"skipDefaultNodeGroup": False},
+        "cluster creates self-managed nodes whose instance metadata options this program cannot pin to IMDSv2.",
+        branch="default-node-group",
+    ),
+    # IAM
+    BranchCase(
+        "iam-no-wildcard-actions",
+        ROLE_POLICY,
+        {
+            "policy": _policy_json(
+                {"Sid": "AllBut", "Effect": "Allow", "NotAction": "iam:*", "Resource": "arn:aws:s3:::b"}
+            )
+        },
+        "app-policy statement AllBut allows everything except a list (Allow + NotAction).",
+        branch="not-action",
+    ),
+    BranchCase(
+        "iam-no-wildcard-actions",
+        ROLE_POLICY,
+        {"policy": _policy_json({"Effect": "Allow", "Action": ["s3:GetObject", "*"], "Resource": "*"})},
+        "app-policy statement (no Sid) allows wildcard action(s) *.",
+        branch="star-without-sid",
+    ),
+    BranchCase(
+        "iam-no-wildcard-resources",
+        ROLE_POLICY,
+        {
+            "policy": _policy_json(
+                {
+                    "Sid": "AllButOne",
+                    "Effect": "Allow",
+                    "Action": "s3:GetObject",
+                    "NotResource": "arn:aws:s3:::b/*",
+                }
+            )
+        },
+        "app-policy statement AllButOne applies to every resource except a list (NotResource).",
+        branch="not-resource",
+    ),
+    BranchCase(
+        "iam-no-wildcard-resources",
+        ROLE_POLICY,
+        {
+            "policy": _policy_json(
+                {
+                    "Sid": "LoginAndRead",
+                    "Effect": "Allow",
+                    "Action": ["ecr:GetAuthorizationToken", "s3:GetObject"],
+                    "Resource": "*",
+                }
+            )
+        },
+        "app-policy statement LoginAndRead applies to Resource '*'.",
+        branch="exempt-action-mixed-with-another",
+    ),
+    # Monitoring
+    BranchCase(
+        "monitoring-installed-in-production",
+        ("kubernetes:monitoring.coreos.com/v1:PrometheusRule", "ai-agents-rules"),
+        _remove("kubernetes:monitoring.coreos.com/v1:PrometheusRule", "ai-agents-rules"),
+        "Production stack declares no PrometheusRule with alerting rules for the service.",
+        reported=STACK_WIDE,
+        branch="no-rules",
+    ),
+    BranchCase(
+        "monitoring-installed-in-production",
+        ("kubernetes:monitoring.coreos.com/v1:ServiceMonitor", "api-monitor"),
+        _remove("kubernetes:monitoring.coreos.com/v1:ServiceMonitor", "api-monitor"),
+        "Production stack declares no ServiceMonitor or PodMonitor: nothing scrapes the service.",
+        reported=STACK_WIDE,
+        branch="no-scrape-target",
+    ),
+    BranchCase(
+        "data-store-alarms-in-production",
+        CACHE,
+        _remove("aws:cloudwatch/metricAlarm:MetricAlarm", "cache-Evictions-2"),
+        "ElastiCache replication group cache lacks a CloudWatch alarm with alarmActions on every node for Evictions.",
+        branch="cache-node-unwatched",
+    ),
+    BranchCase(
+        "sns-topic-encrypted",
+        TOPIC,
+        {"kmsMasterKeyId": "arn:aws:kms:eu-west-1:123456789012:alias/aws/sns"},
+        "SNS topic alarms uses the AWS-managed key, which CloudWatch alarms cannot publish with.",
+        branch="aws-managed-key",
+    ),
+    # Stack
+    BranchCase(
+        "production-stateful-protected",
+        EKS,
+        {"deletionProtection": False},
+        "eks:index:Cluster cluster has no deletion protection (deletionProtection).",
+        branch="cluster-deletion-protection",
+    ),
+    # Workloads
+    BranchCase(
+        "k8s-no-host-namespaces",
+        DEPLOY,
+        {f"{C0}.ports": [{"containerPort": 8000.0}, {"containerPort": 9000.0, "hostPort": 9000.0}]},
+        "api: container api binds a hostPort.",
+        branch="host-port",
+    ),
+    BranchCase(
+        "k8s-ingress-tls",
+        INGRESS,
+        {"spec.rules": [{"host": "api.example.com"}, {"host": "admin.example.com"}]},
+        "Ingress api serves host(s) admin.example.com without a TLS entry.",
+        branch="host-without-tls",
+    ),
+    BranchCase(
+        "k8s-no-secrets-in-configmap",
+        CONFIG,
+        {"data.UPSTREAM": "https://svc:hunter22@upstream.example.com/"},
+        "ConfigMap app-config key UPSTREAM holds a credential (private key or password in a URL).",
+        branch="password-in-url",
+    ),
+    BranchCase(
+        "k8s-no-secrets-in-configmap",
+        CONFIG,
+        {"binaryData.TLS_PRIVATE_KEY": "-----BEGIN RSA PRIVATE KEY-----"},
+        "ConfigMap app-config key TLS_PRIVATE_KEY looks like a secret.",
+        branch="binary-data",
+    ),
+    BranchCase(
+        "k8s-app-config-verified-tls",
+        CONFIG,
+        {"data.DATABASE_SSLROOTCERT": DELETE},
+        "ConfigMap app-config names no DATABASE_SSLROOTCERT to verify the database's certificate against.",
+        branch="no-root-cert",
+    ),
+    BranchCase(
+        "k8s-app-config-verified-tls",
+        CONFIG,
+        {"data.DATABASE_URL": "postgresql://db.example.internal/app?sslmode=require"},
+        "ConfigMap app-config connects to PostgreSQL with sslmode require, not verify-full.",
+        branch="sslmode-in-url",
+    ),
+    BranchCase(
+        "k8s-app-config-verified-tls",
+        CONFIG,
+        {"data.REDIS_URL": "redis://master.cache.example.com:6379/0"},
+        "ConfigMap app-config REDIS_URL does not use verified TLS (rediss:// with certificate checks).",
+        branch="redis-url-plaintext",
+    ),
+    BranchCase(
+        "k8s-app-config-verified-tls",
+        CONFIG,
+        {"data.REDIS_URL": "rediss://master.cache.example.com:6379/0?ssl_cert_reqs=none"},
+        "ConfigMap app-config REDIS_URL does not use verified TLS (rediss:// with certificate checks).",
+        branch="redis-url-unverified",
+    ),
+    BranchCase(
+        "k8s-app-config-verified-tls",
+        CONFIG,
+        {"data.REDIS_HOST": "master.cache.example.com", "data.REDIS_TLS": "false"},
+        "ConfigMap app-config connects to Redis without REDIS_TLS=true.",
+        branch="redis-host-without-tls",
+    ),
+]
