@@ -29,6 +29,7 @@ from components.cost_settings import CostSettings
 from components.database_settings import DatabaseSettings
 from components.edge_settings import EdgeSettings
 from components.images_settings import ImagesSettings
+from components.keda_settings import KedaSettings
 from components.monitoring_settings import MonitoringSettings
 from components.network_settings import NetworkSettings
 from components.platform_settings import PlatformSettings
@@ -82,6 +83,8 @@ class StackConfig(Section):
     """The internet edge: Envoy Gateway, its load balancer, TLS and request limits."""
     app: AppSettings
     """The service's workloads."""
+    keda: KedaSettings = KedaSettings()
+    """KEDA, which scales the workers on the queue length."""
     monitoring: MonitoringSettings = MonitoringSettings()
     """Prometheus, Grafana, alerts and CloudWatch alarms."""
     cost: CostSettings = CostSettings()

@@ -19,6 +19,7 @@ from components.database import Database, DatabaseArgs
 from components.edge import HTTPS_LISTENER, PROXY_LABELS
 from components.identity import AppIdentity, AppIdentityArgs
 from components.images import Images, ImagesArgs, current_git_sha
+from components.keda import Keda, KedaArgs
 from components.keys import Keys, KeysArgs
 from components.monitoring import PROMETHEUS_POD_LABELS, Monitoring, MonitoringArgs
 from components.monitoring_values import NAMESPACE as MONITORING_NAMESPACE
@@ -167,6 +168,32 @@ def ingressing(config: StackConfig, platform: Platform) -> Ingressing:
     )
 
 
+def keda_args(
+    config: StackConfig,
+    *,
+    provider: k8s.Provider,
+    oidc_provider_arn: pulumi.Input[str],
+    oidc_issuer: pulumi.Input[str],
+    redis_auth_secret_arn: pulumi.Input[str],
+    secrets_kms_key_arn: pulumi.Input[str],
+    vpc_cidr: str,
+    redis_port: pulumi.Input[int],
+) -> KedaArgs:
+    """KEDA on ``provider``, reading the Redis AUTH secret through IRSA."""
+    return KedaArgs(
+        settings=config.keda,
+        provider=provider,
+        region=config.aws.region,
+        oidc_provider_arn=oidc_provider_arn,
+        oidc_issuer=oidc_issuer,
+        redis_auth_secret_arn=redis_auth_secret_arn,
+        secrets_kms_key_arn=secrets_kms_key_arn,
+        vpc_cidr=vpc_cidr,
+        redis_port=redis_port,
+        replicas=2 if config.is_production else 1,
+    )
+
+
 def workloads_args(
     config: StackConfig,
     platform: Platform,
@@ -176,6 +203,7 @@ def workloads_args(
     role_arns: Mapping[str, pulumi.Input[str]],
     backends: Backends,
     vpc_cidr: str,
+    keda: Keda,
 ) -> WorkloadsArgs:
     """The service's workloads, published through what ``platform`` installed."""
     return WorkloadsArgs(
@@ -188,6 +216,7 @@ def workloads_args(
         backends=backends,
         ingress=ingressing(config, platform),
         vpc_cidr=vpc_cidr,
+        autoscaler_dependencies=keda.crd_dependencies,
     )
 
 
@@ -306,6 +335,20 @@ def main() -> None:
         ),
         on_aws,
     )
+    keda = Keda(
+        prefix,
+        keda_args(
+            config,
+            provider=cluster.provider,
+            oidc_provider_arn=cluster.oidc_provider_arn,
+            oidc_issuer=cluster.oidc_issuer,
+            redis_auth_secret_arn=secrets.redis_auth_secret_arn,
+            secrets_kms_key_arn=keys.arns["secrets"],
+            vpc_cidr=network.vpc_cidr,
+            redis_port=cache.port,
+        ),
+        on_aws,
+    )
     images = Images(
         prefix,
         ImagesArgs(
@@ -337,6 +380,7 @@ def main() -> None:
                 tenant_secret_prefix=secrets.tenant_secret_prefix,
             ),
             vpc_cidr=network.vpc_cidr,
+            keda=keda,
         ),
         on_aws,
     )

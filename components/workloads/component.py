@@ -47,6 +47,17 @@ from components.workloads.pods import (
     pod_spec,
     worker_plan,
 )
+from components.workloads.scaling import (
+    KEDA_API,
+    REDIS_AUTH,
+    ROLLOUT_SURGE_PERCENT,
+    behavior_args,
+    limit_range_item,
+    quota_hard,
+    redis_address,
+    scaled_object_spec,
+    trigger_authentication_spec,
+)
 from components.workloads.settings import AppSettings, HpaSettings
 
 # The role the app connects to PostgreSQL as, with IAM authentication (created by the migrations).
@@ -84,6 +95,8 @@ class WorkloadsArgs:
     ingress: Ingressing
     # Postgres and Redis egress is allowed only into the VPC.
     vpc_cidr: str
+    # The KEDA release: the worker's ScaledObject and TriggerAuthentication wait for its CRDs.
+    autoscaler_dependencies: Sequence[pulumi.Resource]
 
 
 def digest_of(image_ref: str) -> str:
@@ -186,7 +199,8 @@ class Workloads(pulumi.ComponentResource):
         self._in_ns = in_ns
         accounts = [self._service_account(component) for component in COMPONENTS]
         config = self._config_map()
-        ready = [*accounts, config]
+        # The quota and the container defaults exist before any pod they should apply to.
+        ready = [*accounts, config, *self._limits()]
 
         migrations = self._migrations_job(config.metadata.name, ready)
         # Both run the new code against the new schema: neither rolls out before the Job succeeded.
@@ -196,7 +210,9 @@ class Workloads(pulumi.ComponentResource):
             worker_plan(args.images["worker"]), settings.worker, config, after_migrations
         )
         self._autoscaling("api", api, settings.api)
-        self._autoscaling("worker", worker, settings.worker)
+        self._queue_autoscaling(worker)
+        self._disruption_budget("api")
+        self._disruption_budget("worker")
         api_service = self._service("api", [("http", API_PORT, "http"), ("metrics", METRICS_PORT, "http")])
         # Headless: only for scraping each worker's metrics (monitoring is a later issue).
         self._service("worker", [("metrics", METRICS_PORT, "metrics")], headless=True)
@@ -303,7 +319,7 @@ class Workloads(pulumi.ComponentResource):
                 strategy=k8s.apps.v1.DeploymentStrategyArgs(
                     type="RollingUpdate",
                     rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
-                        max_unavailable=0, max_surge="25%"
+                        max_unavailable=0, max_surge=f"{ROLLOUT_SURGE_PERCENT}%"
                     ),
                 ),
                 template=k8s.core.v1.PodTemplateSpecArgs(
@@ -319,6 +335,49 @@ class Workloads(pulumi.ComponentResource):
             ),
         )
 
+    def _limits(self) -> list[pulumi.Resource]:
+        """A ResourceQuota sized from the stack's own maxima (scaling.py) and per-container limits."""
+        quota = k8s.core.v1.ResourceQuota(
+            f"{self._name}-quota",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="app", namespace=self.namespace),
+            spec=k8s.core.v1.ResourceQuotaSpecArgs(hard=quota_hard(self._args.settings)),
+            opts=self._in_ns,
+        )
+        limits = k8s.core.v1.LimitRange(
+            f"{self._name}-limits",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="app", namespace=self.namespace),
+            spec=k8s.core.v1.LimitRangeSpecArgs(limits=[limit_range_item()]),
+            opts=self._in_ns,
+        )
+        return [quota, limits]
+
+    def _queue_autoscaling(self, deployment: k8s.apps.v1.Deployment) -> None:
+        """KEDA scales the workers on the queue's length; it creates and owns their HPA, so there is no
+        HPA of ours for the worker (two HPAs on one Deployment fight over its replica count)."""
+        args = self._args
+        after_keda = self._in_ns.merge(pulumi.ResourceOptions(depends_on=list(args.autoscaler_dependencies)))
+        auth = k8s.apiextensions.CustomResource(
+            f"{self._name}-triggerauthentication-{REDIS_AUTH}",
+            api_version=KEDA_API,
+            kind="TriggerAuthentication",
+            metadata=self._meta(REDIS_AUTH, "worker"),
+            spec=pulumi.Output.from_input(args.backends.redis_auth_secret_arn).apply(
+                lambda arn: trigger_authentication_spec(arn, args.region)
+            ),
+            opts=after_keda,
+        )
+        address = redis_address(args.backends.redis_host, args.backends.redis_port)
+        k8s.apiextensions.CustomResource(
+            f"{self._name}-scaledobject-worker",
+            api_version=KEDA_API,
+            kind="ScaledObject",
+            metadata=self._meta("worker", "worker"),
+            spec=pulumi.Output.all(deployment.metadata.name, address).apply(
+                lambda v: scaled_object_spec(str(v[0]), str(v[1]), args.settings)
+            ),
+            opts=after_keda.merge(pulumi.ResourceOptions(depends_on=[auth])),
+        )
+
     def _autoscaling(
         self, component: Component, deployment: k8s.apps.v1.Deployment, hpa: HpaSettings
     ) -> None:
@@ -332,13 +391,13 @@ class Workloads(pulumi.ComponentResource):
                 min_replicas=hpa.min_replicas,
                 max_replicas=hpa.max_replicas,
                 metrics=hpa_metrics(hpa),
-                # Scale down slowly: a burst of webhooks often comes back.
-                behavior=k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs(
-                    scale_down=k8s.autoscaling.v2.HPAScalingRulesArgs(stabilization_window_seconds=300)
-                ),
+                # Up fast, down slowly: a burst of webhooks often comes back (settings.py, HpaSettings).
+                behavior=behavior_args(hpa),
             ),
             opts=self._in_ns,
         )
+
+    def _disruption_budget(self, component: Component) -> None:
         # One pod at a time during drains and node upgrades, whatever the current replica count.
         k8s.policy.v1.PodDisruptionBudget(
             f"{self._name}-{component}-pdb",

@@ -28,6 +28,11 @@ RDS_CA_BUNDLE_PATH = "/opt/rds/global-bundle.pem"
 DATABASE_SSLMODE = "verify-full"
 # uvicorn's graceful-shutdown timeout, set in the API image's command.
 API_SHUTDOWN_SECONDS = 20
+# The Redis list the workers consume (Celery's queue, app/worker/dispatch.py) and the database it is in:
+# the only queue the app publishes to, without message priorities (so no suffixed priority lists).
+# KEDA reads its length to scale the workers.
+BROKER_QUEUE = "enhancements"
+BROKER_DATABASE = 0
 
 
 def selector_labels(component: Component) -> dict[str, str]:

@@ -29,19 +29,31 @@ TASK_TIME_LIMIT_SECONDS = 300
 API_PRESTOP_SECONDS = 10
 
 
-def resources(
-    cpu: str, memory: str, cpu_limit: str, memory_limit: str
-) -> k8s.core.v1.ResourceRequirementsArgs:
-    return k8s.core.v1.ResourceRequirementsArgs(
-        requests={"cpu": cpu, "memory": memory}, limits={"cpu": cpu_limit, "memory": memory_limit}
-    )
+@dataclass(frozen=True)
+class PodResources:
+    """One container's requests and limits, as Kubernetes quantities. Plain data, so the namespace's
+    ResourceQuota and LimitRange (scaling.py) are computed from the very numbers the pods declare."""
+
+    cpu: str
+    memory: str
+    cpu_limit: str
+    memory_limit: str
+
+    def args(self) -> k8s.core.v1.ResourceRequirementsArgs:
+        return k8s.core.v1.ResourceRequirementsArgs(
+            requests={"cpu": self.cpu, "memory": self.memory},
+            limits={"cpu": self.cpu_limit, "memory": self.memory_limit},
+        )
 
 
-RESOURCES: dict[Component, k8s.core.v1.ResourceRequirementsArgs] = {
+POD_RESOURCES: dict[Component, PodResources] = {
     # Limits of 1 CPU / 1 GiB for the api and 2 CPU / 2 GiB for the worker, requests at half.
-    "api": resources("500m", "512Mi", "1", "1Gi"),
-    "worker": resources("1", "1Gi", "2", "2Gi"),
-    "migrations": resources("100m", "256Mi", "500m", "512Mi"),
+    "api": PodResources("500m", "512Mi", "1", "1Gi"),
+    "worker": PodResources("1", "1Gi", "2", "2Gi"),
+    "migrations": PodResources("100m", "256Mi", "500m", "512Mi"),
+}
+RESOURCES: dict[Component, k8s.core.v1.ResourceRequirementsArgs] = {
+    component: spec.args() for component, spec in POD_RESOURCES.items()
 }
 
 

@@ -9,10 +9,11 @@ from typing import Any
 import pulumi_kubernetes as k8s
 
 from components.images import IMAGE_NAMES, Images, ImagesArgs
+from components.keda import Keda
 from components.platform import Platform
 from components.workloads.component import Backends, Workloads
 from infra.config import REPO_ROOT, StackConfig, load_stack_file
-from infra.program import platform_args, workloads_args
+from infra.program import keda_args, platform_args, workloads_args
 from tests.infra.harness import Captured, run
 
 REGION = "eu-west-1"
@@ -20,6 +21,7 @@ ACCOUNT = "123456789012"
 VPC_CIDR = "10.20.0.0/16"
 GIT_SHA = "0123456789abcdef0123456789abcdef01234567"
 OIDC_ISSUER = "https://oidc.eks.eu-west-1.amazonaws.com/id/ABCDEF0123456789"
+SECRETS_KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0b7e0f4e-1111-2222-3333-444455556666"
 OIDC_PROVIDER_ARN = (
     f"arn:aws:iam::{ACCOUNT}:oidc-provider/oidc.eks.eu-west-1.amazonaws.com/id/ABCDEF0123456789"
 )
@@ -82,6 +84,19 @@ def compose(config: StackConfig, after_workloads: AfterWorkloads | None = None) 
                 config, provider=provider, oidc_provider_arn=OIDC_PROVIDER_ARN, oidc_issuer=OIDC_ISSUER
             ),
         )
+        keda = Keda(
+            "keda",
+            keda_args(
+                config,
+                provider=provider,
+                oidc_provider_arn=OIDC_PROVIDER_ARN,
+                oidc_issuer=OIDC_ISSUER,
+                redis_auth_secret_arn=BACKENDS.redis_auth_secret_arn,
+                secrets_kms_key_arn=SECRETS_KEY_ARN,
+                vpc_cidr=VPC_CIDR,
+                redis_port=BACKENDS.redis_port,
+            ),
+        )
         images = Images(
             "images",
             ImagesArgs(
@@ -101,6 +116,7 @@ def compose(config: StackConfig, after_workloads: AfterWorkloads | None = None) 
                 role_arns=dict(ROLE_ARNS),
                 backends=BACKENDS,
                 vpc_cidr=VPC_CIDR,
+                keda=keda,
             ),
         )
         if after_workloads is not None:

@@ -41,7 +41,8 @@ GATEWAY_API_AND_CERT_MANAGER = {
     "ClusterIssuer",
 }
 ENVOY_GATEWAY = {"EnvoyProxy", "ClientTrafficPolicy", "BackendTrafficPolicy", "SecurityPolicy"}
-CRD_CHECKED = GATEWAY_API_AND_CERT_MANAGER | ENVOY_GATEWAY
+KEDA = {"ScaledObject", "TriggerAuthentication"}
+CRD_CHECKED = GATEWAY_API_AND_CERT_MANAGER | ENVOY_GATEWAY | KEDA
 # Custom resources have no schema in the Kubernetes OpenAPI documents: the kinds in CRD_CHECKED are
 # validated against their published CRD schemas below; the prometheus-operator ones are asserted in
 # test_monitoring.py (and their rules by promtool).
@@ -57,6 +58,8 @@ CUSTOM_KINDS = {
     "ClientTrafficPolicy": "Envoy Gateway CRD (gateway-crds-helm); checked in test_platform.py",
     "BackendTrafficPolicy": "Envoy Gateway CRD (gateway-crds-helm); checked in test_workloads.py",
     "SecurityPolicy": "Envoy Gateway CRD (gateway-crds-helm); CORS, from app.corsOrigins",
+    "ScaledObject": "KEDA CRD (kedacore/keda chart); checked in test_scaling.py",
+    "TriggerAuthentication": "KEDA CRD (kedacore/keda chart); checked in test_scaling.py",
 }
 EXPECTED = {
     ("Namespace", None, "ai-agents"),
@@ -75,7 +78,13 @@ EXPECTED = {
     ("ClientTrafficPolicy", "envoy-gateway-system", "edge-client"),
     ("Certificate", "envoy-gateway-system", "api-tls"),
     ("HorizontalPodAutoscaler", "ai-agents", "api"),
-    ("HorizontalPodAutoscaler", "ai-agents", "worker"),
+    # KEDA creates and owns the worker's HPA (keda-hpa-worker) from this ScaledObject.
+    ("ScaledObject", "ai-agents", "worker"),
+    ("TriggerAuthentication", "ai-agents", "redis-auth"),
+    ("ResourceQuota", "ai-agents", "app"),
+    ("LimitRange", "ai-agents", "app"),
+    ("Namespace", None, "keda"),
+    ("NetworkPolicy", "keda", "default-deny"),
     ("PodDisruptionBudget", "ai-agents", "api"),
     ("PodDisruptionBudget", "ai-agents", "worker"),
     ("NetworkPolicy", "ai-agents", "default-deny"),
@@ -242,6 +251,7 @@ def test_custom_resources_match_their_published_crd_schemas(composed: tuple[str,
         "Certificate",
         "ClusterIssuer",
         *ENVOY_GATEWAY,
+        *KEDA,
     }
     verdict = crd_schema_errors(objects)
     assert verdict == {"errors": [], "unchecked": []}

@@ -363,17 +363,26 @@ def test_services_name_their_metrics_port(stack: tuple[StackConfig, Captured]) -
 
 
 @pytest.mark.parametrize("component", ["api", "worker"])
-def test_every_deployment_has_a_pdb_and_an_hpa(stack: tuple[StackConfig, Captured], component: str) -> None:
-    config, captured = stack
+def test_every_deployment_has_a_pdb(stack: tuple[StackConfig, Captured], component: str) -> None:
+    _, captured = stack
     template_labels = captured.inputs(DEPLOYMENT, f"app-{component}")["spec"]["template"]["metadata"][
         "labels"
     ]
     pdb = captured.inputs(PDB, f"app-{component}-pdb")
     assert pdb["spec"]["selector"]["matchLabels"].items() <= template_labels.items()
     assert pdb["spec"]["maxUnavailable"] == 1
-    hpa = captured.inputs(HPA, f"app-{component}-hpa")
-    settings = getattr(config.app, component)
-    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": component}
+
+
+def test_the_api_has_a_cpu_and_memory_hpa_and_the_worker_none_of_ours(
+    stack: tuple[StackConfig, Captured],
+) -> None:
+    """KEDA owns the worker's HPA (tests/infra/test_scaling.py): a second one would fight it."""
+    config, captured = stack
+    hpas = [captured.inputs(HPA, r.name) for r in captured.of_type(HPA)]
+    assert [h["spec"]["scaleTargetRef"]["name"] for h in hpas] == ["api"]
+    (hpa,) = hpas
+    settings = config.app.api
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "api"}
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (
         settings.min_replicas,
         settings.max_replicas,

@@ -11,11 +11,13 @@ const MODELS = {
     "BackendTrafficPolicy",
     "SecurityPolicy",
   ],
+  "keda.sh/v1alpha1": ["ScaledObject", "TriggerAuthentication"],
 };
 const PACKAGE = {
   "gateway.networking.k8s.io": "gateway-api",
   "cert-manager.io": "cert-manager",
   "gateway.envoyproxy.io": "envoy-gateway",
+  "keda.sh": "keda",
 };
 
 async function model(apiVersion, kind) {
