@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from app.clients.zoho_oauth import OAuthClient
 from app.db.engine import Database, create_owner_engine
 from app.db.migrate import SchemaAheadError, migrate
 from app.db.models import AuthMode
@@ -87,6 +88,7 @@ def _message(error: ValueError) -> str:
 
 _CREDENTIAL_SOURCES = "set SDP_CREDENTIAL, answer the hidden prompt, or pass --credential-stdin"
 _WEBHOOK_SECRET_SOURCES = "set WEBHOOK_SECRET or pass --webhook-secret-stdin (default: generated)"  # noqa: S105
+_CLIENT_SECRET_SOURCES = "set SDP_OAUTH_CLIENT_SECRET or answer the hidden prompt"  # noqa: S105
 
 
 def _refuse_on_command_line(ctx: typer.Context, parameter: str, option: str, sources: str) -> None:
@@ -114,6 +116,23 @@ def _credential(from_env: str | None, *, from_stdin: bool) -> str:
         raise _fail(f"no ServiceDesk Plus credential: {_CREDENTIAL_SOURCES}")
     value: str = typer.prompt("ServiceDesk Plus credential", hide_input=True)
     return value
+
+
+def _oauth_client(
+    client_id: str | None, accounts_url: str | None, client_secret: str | None
+) -> OAuthClient | None:
+    """The OAuth client of a cloud tenant's refresh token, or None (authtoken, or a static token)."""
+    if client_id is None and accounts_url is None:
+        return None
+    if client_id is None or accounts_url is None:
+        raise _fail("--oauth-client-id and --oauth-accounts-url go together")
+    if client_secret is None and not sys.stdin.isatty():
+        raise _fail(f"no OAuth client secret: {_CLIENT_SECRET_SOURCES}")
+    secret: str = client_secret or typer.prompt("OAuth client secret", hide_input=True)
+    try:
+        return OAuthClient(client_id=client_id, client_secret=secret, accounts_url=accounts_url)
+    except ValidationError as error:
+        raise _fail(f"invalid OAuth client: {error.errors()[0]['msg']}") from None
 
 
 CredentialOption = Annotated[
@@ -160,18 +179,35 @@ def tenants_add(
     credential_stdin: CredentialStdin = False,
     webhook_secret: WebhookSecretOption = None,
     webhook_secret_stdin: WebhookSecretStdin = False,
+    oauth_client_id: Annotated[
+        str | None, typer.Option(help="Cloud: the OAuth client the refresh token was issued to")
+    ] = None,
+    oauth_accounts_url: Annotated[
+        str | None, typer.Option(help="Cloud: its Zoho accounts server, e.g. https://accounts.zoho.eu")
+    ] = None,
+    oauth_client_secret: Annotated[
+        str | None,
+        typer.Option(
+            "--oauth-client-secret", envvar="SDP_OAUTH_CLIENT_SECRET", hidden=True, show_default=False
+        ),
+    ] = None,
 ) -> None:
     """Create a tenant, or update one's name, URL, auth mode and credential (its webhook secrets are
     kept unless WEBHOOK_SECRET gives a new one).
 
     The credential comes from env SDP_CREDENTIAL, a hidden prompt, or stdin (--credential-stdin); the
     webhook secret from env WEBHOOK_SECRET or stdin (--webhook-secret-stdin), else it is generated and
-    printed once. Never on the command line."""
+    printed once. Never on the command line. A cloud tenant (--auth-mode oauth) should be added with its
+    OAuth client (--oauth-client-id, --oauth-accounts-url, the client secret from env
+    SDP_OAUTH_CLIENT_SECRET or a hidden prompt) and its refresh token as the credential: the worker then
+    renews access tokens itself. A bare access token as the credential stops working within the hour."""
     _refuse_on_command_line(ctx, "credential", "--credential", _CREDENTIAL_SOURCES)
     _refuse_on_command_line(ctx, "webhook_secret", "--webhook-secret", _WEBHOOK_SECRET_SOURCES)
+    _refuse_on_command_line(ctx, "oauth_client_secret", "--oauth-client-secret", _CLIENT_SECRET_SOURCES)
     settings = _settings()
     if problem := servicedesk_url_problem(servicedesk_url, allow_loopback=settings.sdp_allow_loopback):
         raise _fail(f"invalid --servicedesk-url: {problem}")
+    oauth = _oauth_client(oauth_client_id, oauth_accounts_url, oauth_client_secret)
     sdp_credential = _credential(credential, from_stdin=credential_stdin)
     secret = _stdin_line("webhook secret") if webhook_secret_stdin else webhook_secret
     with _admin(settings) as (_, db, store):
@@ -187,6 +223,7 @@ def tenants_add(
                 webhook_secret=secret,
                 credential=sdp_credential,
                 allow_loopback=settings.sdp_allow_loopback,
+                oauth=oauth,
             )
         except ValueError as error:
             raise _fail(_message(error)) from None

@@ -5,7 +5,9 @@ Each secret is read by one role only (components/identity.py grants exactly thes
 - `<TENANT_SECRET_PREFIX>webhook/<tenant>` = `{"webhook_secrets": [newest, ...]}`: the API checks
   signatures with it. The API faces the internet, so it never holds a ServiceDesk Plus credential.
 - `<TENANT_SECRET_PREFIX>servicedesk/<tenant>` = `{"servicedesk_credential": "..."}`: the worker calls
-  ServiceDesk Plus with it, and never holds a webhook secret.
+  ServiceDesk Plus with it, and never holds a webhook secret. A cloud tenant's holds its OAuth refresh
+  token there and the client it was issued to in `oauth` (app/clients/zoho_oauth.py); the key is left
+  out when unused, so a release that predates it still reads the secret.
 
 The row names both (`webhook_secret_id`, `credential_secret_id`). Tenants created before this layout
 have one combined secret `<prefix><tenant>` holding both, named by `secret_id`; every read falls back to
@@ -29,6 +31,7 @@ from urllib.parse import SplitResult, urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import select
 
+from app.clients.zoho_oauth import OAuthClient, accounts_url_problem
 from app.db.engine import Database
 from app.db.models import AuthMode, Tenant
 from app.secret_store import SecretNotFoundError, SecretStore, SecretUnavailableError
@@ -61,11 +64,13 @@ class WebhookSecrets(BaseModel):
 
 
 class ServiceDeskSecret(BaseModel):
-    """The worker's secret: the ServiceDesk Plus auth token or OAuth token."""
+    """The worker's secret: the on-premises auth token; for a cloud tenant the OAuth refresh token and
+    its client (`oauth`), or a static access token (which expires within the hour) without them."""
 
     model_config = ConfigDict(extra="forbid")
 
     servicedesk_credential: str = Field(min_length=1)
+    oauth: OAuthClient | None = None
 
 
 class TenantSecret(WebhookSecrets, ServiceDeskSecret):
@@ -75,7 +80,7 @@ class TenantSecret(WebhookSecrets, ServiceDeskSecret):
         return WebhookSecrets(webhook_secrets=self.webhook_secrets)
 
     def credential_part(self) -> ServiceDeskSecret:
-        return ServiceDeskSecret(servicedesk_credential=self.servicedesk_credential)
+        return ServiceDeskSecret(servicedesk_credential=self.servicedesk_credential, oauth=self.oauth)
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,7 +348,9 @@ def current_secret(store: SecretStore, tenant: TenantInfo) -> TenantSecret:
     except SecretNotFoundError as missing:
         raise SecretUnavailableError(f"tenant {tenant.id}: secret {missing} is missing") from None
     return TenantSecret(
-        webhook_secrets=webhook.webhook_secrets, servicedesk_credential=credential.servicedesk_credential
+        webhook_secrets=webhook.webhook_secrets,
+        servicedesk_credential=credential.servicedesk_credential,
+        oauth=credential.oauth,
     )
 
 
@@ -356,7 +363,7 @@ def _write(store: SecretStore, tenant: TenantInfo, before: TenantSecret | None, 
     secret that changed (both, while the combined secret is kept: they are its copy)."""
     kept = tenant.secret_id is not None
     if tenant.secret_id:
-        store.put_json(tenant.secret_id, after.model_dump())
+        store.put_json(tenant.secret_id, after.model_dump(exclude_none=True))
     if tenant.webhook_secret_id and (
         kept or before is None or before.webhook_secrets != after.webhook_secrets
     ):
@@ -366,11 +373,11 @@ def _write(store: SecretStore, tenant: TenantInfo, before: TenantSecret | None, 
             description=_description(tenant.id, "webhook secrets (read by the API)"),
         )
     if tenant.credential_secret_id and (
-        kept or before is None or before.servicedesk_credential != after.servicedesk_credential
+        kept or before is None or before.credential_part() != after.credential_part()
     ):
         store.put_json(
             tenant.credential_secret_id,
-            after.credential_part().model_dump(),
+            after.credential_part().model_dump(exclude_none=True),
             description=_description(tenant.id, "ServiceDesk Plus credential (read by the worker)"),
         )
 
@@ -400,14 +407,21 @@ def add_tenant(
     webhook_secret: str | None,
     credential: str,
     allow_loopback: bool = False,
+    oauth: OAuthClient | None = None,
 ) -> Saved:
     """Create a tenant (split layout; its webhook secret generated unless given), or update one: name,
-    URL, auth mode and credential. An update keeps the webhook secrets ServiceDesk Plus signs with,
-    unless `webhook_secret` replaces them."""
+    URL, auth mode and credential (with `oauth`, the credential is the refresh token issued to that
+    client). An update keeps the webhook secrets ServiceDesk Plus signs with, unless `webhook_secret`
+    replaces them."""
     if not valid_tenant_id(tenant_id):
         raise ValueError("tenant id must be 1-64 letters, digits, '-' or '_'")
     if problem := servicedesk_url_problem(servicedesk_base_url, allow_loopback=allow_loopback):
         raise ValueError(f"invalid --servicedesk-url: {problem}")
+    if oauth is not None:
+        if auth_mode is not AuthMode.OAUTH:
+            raise ValueError("an OAuth client goes with --auth-mode oauth only")
+        if problem := accounts_url_problem(oauth.accounts_url, allow_loopback=allow_loopback):
+            raise ValueError(f"invalid --oauth-accounts-url: {problem}")
     with db.unscoped() as session:
         row = session.get(Tenant, tenant_id)
         existing = None if row is None else TenantInfo.of(row)
@@ -426,12 +440,12 @@ def add_tenant(
             credential_secret_name(prefix, tenant_id),
         )
         before = None
-        after = TenantSecret(webhook_secrets=[webhook_secret], servicedesk_credential=credential)
+        after = TenantSecret(webhook_secrets=[webhook_secret], servicedesk_credential=credential, oauth=oauth)
     else:
         target = existing
         before = current_secret(store, existing)
         secrets_now = before.webhook_secrets if webhook_secret is None else [webhook_secret]
-        after = TenantSecret(webhook_secrets=secrets_now, servicedesk_credential=credential)
+        after = TenantSecret(webhook_secrets=secrets_now, servicedesk_credential=credential, oauth=oauth)
     _write(store, target, before, after)
     with db.unscoped() as session:
         row = session.get(Tenant, tenant_id) or Tenant(id=tenant_id)
@@ -462,7 +476,7 @@ def rotate_secret(db: Database, store: SecretStore, tenant_id: str, new_secret: 
     tenant = _load_row(db, tenant_id)
     current = current_secret(store, tenant)
     kept = [new_secret, *[s for s in current.webhook_secrets if s != new_secret]][:keep]
-    updated = TenantSecret(webhook_secrets=kept, servicedesk_credential=current.servicedesk_credential)
+    updated = current.model_copy(update={"webhook_secrets": kept})  # the credential part unchanged
     _write(store, tenant, current, updated)
     _announce(db, tenant_id)
     return len(kept)
@@ -476,9 +490,7 @@ def retire_secrets(db: Database, store: SecretStore, tenant_id: str) -> int:
     retired = len(current.webhook_secrets) - 1
     if retired == 0:
         return 0
-    updated = TenantSecret(
-        webhook_secrets=current.webhook_secrets[:1], servicedesk_credential=current.servicedesk_credential
-    )
+    updated = current.model_copy(update={"webhook_secrets": current.webhook_secrets[:1]})
     _write(store, tenant, current, updated)
     _announce(db, tenant_id)
     return retired
@@ -565,7 +577,9 @@ def _copy_combined(
     copied = False
     for secret_id, part, what in parts:
         if not _same(store, tenant.id, secret_id, part):
-            store.put_json(secret_id, part.model_dump(), description=_description(tenant.id, what))
+            store.put_json(
+                secret_id, part.model_dump(exclude_none=True), description=_description(tenant.id, what)
+            )
             copied = True
     if not all(_same(store, tenant.id, secret_id, part) for secret_id, part, _ in parts):
         raise SplitError("the split secrets read back differ from the combined secret; row unchanged")

@@ -3,6 +3,10 @@
 One server hosts several instances (one per tenant) under path prefixes: `base_url(instance)`.
 A request that breaks the format gets a 400 and is recorded in `violations`, so a test can assert
 both that the note landed and that nothing malformed was sent.
+
+An `oauth` instance given a grant (`grant_oauth`) is ServiceDesk Plus Cloud: it also plays the Zoho
+accounts server at `accounts_url(instance)`, issuing access tokens for the refresh token, and accepts
+only tokens it issued and has not expired (`expire_tokens`: what an hour, or a revocation, does).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import secrets
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +23,21 @@ from urllib.parse import parse_qs, unquote
 from harness.http_fake import FakeServer, Reply
 
 ACCEPT = "application/vnd.manageengine.sdp.v3+json"
+_TOKEN = re.compile(r"^/(?P<instance>[^/]+)/oauth/v2/token$")
 _PATH = re.compile(r"^/(?P<instance>[^/]+)/api/v3/requests/(?P<ticket>[^/?]+)(?P<notes>/notes)?(?:\?.*)?$")
+
+
+@dataclass
+class Grant:
+    """The OAuth client and refresh token a cloud instance accepts, and what it has issued."""
+
+    client_id: str
+    client_secret: str
+    refresh_token: str
+    lifetime: int = 3600  # Zoho's access tokens live an hour
+    issued: set[str] = field(default_factory=set)
+    token_requests: int = 0
+    refused: int = 0  # API calls answered 401 (a token expired, revoked or never issued)
 
 
 @dataclass
@@ -28,13 +47,13 @@ class Instance:
     credential: str
     tickets: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    grant: Grant | None = None
 
     def auth_ok(self, headers: dict[str, str]) -> bool:
         if self.auth_mode == "oauth":
-            return (
-                headers.get("authorization") == f"Zoho-oauthtoken {self.credential}"
-                and "authtoken" not in headers
-            )
+            scheme, _, token = headers.get("authorization", "").partition(" ")
+            accepted = self.grant.issued if self.grant is not None else {self.credential}
+            return scheme == "Zoho-oauthtoken" and token in accepted and "authtoken" not in headers
         return headers.get("authtoken") == self.credential and "authorization" not in headers
 
 
@@ -53,6 +72,22 @@ class FakeServiceDesk(FakeServer):
 
     def base_url(self, instance: str) -> str:
         return f"{self.url}/{instance}"
+
+    def grant_oauth(self, instance: str, client_id: str, client_secret: str, refresh_token: str) -> Grant:
+        """Make an `oauth` instance accept only access tokens issued for this refresh token."""
+        grant = Grant(client_id, client_secret, refresh_token)
+        self.instances[instance].grant = grant
+        return grant
+
+    def accounts_url(self, instance: str) -> str:
+        return f"{self.url}/{instance}"
+
+    def expire_tokens(self, instance: str) -> None:
+        """Every access token issued so far stops working, as an hour later or after a revocation."""
+        grant = self.instances[instance].grant
+        if grant is not None:
+            with self._data_lock:
+                grant.issued.clear()
 
     def add_ticket(self, instance: str, ticket_id: str, subject: str, description: str = "") -> None:
         self.instances[instance].tickets[ticket_id] = {
@@ -83,6 +118,9 @@ class FakeServiceDesk(FakeServer):
         )
 
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
+        token = _TOKEN.match(path)
+        if token is not None and method == "POST" and token["instance"] in self.instances:
+            return self._issue_token(self.instances[token["instance"]], headers, body)
         match = _PATH.match(path)
         if match is None or match["instance"] not in self.instances:
             return self._violation(f"unexpected path {method} {path}")
@@ -90,6 +128,9 @@ class FakeServiceDesk(FakeServer):
         if headers.get("accept") != ACCEPT:
             return self._violation(f"Accept header was {headers.get('accept')!r}")
         if not instance.auth_ok(headers):
+            if instance.grant is not None:
+                with self._data_lock:
+                    instance.grant.refused += 1
             return Reply(401, {"response_status": {"status_code": 4001, "status": "failed"}})
         ticket_id = unquote(match["ticket"])
         if ticket_id not in instance.tickets:
@@ -103,6 +144,36 @@ class FakeServiceDesk(FakeServer):
                 200, {"request": instance.tickets[ticket_id], "response_status": {"status_code": 2000}}
             )
         return self._violation(f"unexpected method {method} {path}")
+
+    def _issue_token(self, instance: Instance, headers: dict[str, str], body: bytes) -> Reply:
+        """Zoho accounts' refresh grant: form fields in, `access_token` + `expires_in` or `error` out."""
+        grant = instance.grant
+        content_type = headers.get("content-type", "").split(";")[0].strip()
+        if grant is None or content_type != "application/x-www-form-urlencoded":
+            return self._violation(
+                f"token request to {instance.name}: no grant or content type {content_type!r}"
+            )
+        form = {name: values[0] for name, values in parse_qs(body.decode()).items()}
+        with self._data_lock:
+            grant.token_requests += 1
+        if form.get("grant_type") != "refresh_token":
+            return Reply(400, {"error": "unsupported_grant_type"})
+        if (form.get("client_id"), form.get("client_secret")) != (grant.client_id, grant.client_secret):
+            return Reply(400, {"error": "invalid_client"})
+        if form.get("refresh_token") != grant.refresh_token:
+            return Reply(400, {"error": "invalid_code"})
+        access_token = f"1000.{secrets.token_hex(16)}.{secrets.token_hex(16)}"
+        with self._data_lock:
+            grant.issued.add(access_token)
+        return Reply(
+            200,
+            {
+                "access_token": access_token,
+                "api_domain": "https://www.zohoapis.com",
+                "token_type": "Bearer",
+                "expires_in": grant.lifetime,
+            },
+        )
 
     def _add_note(self, instance: Instance, ticket_id: str, headers: dict[str, str], body: bytes) -> Reply:
         content_type = headers.get("content-type", "").split(";")[0].strip()

@@ -117,6 +117,31 @@ class Stack:
         self.tenants[tenant_id] = tenant
         return tenant
 
+    def add_cloud_tenant(self, tenant_id: str) -> TenantFixture:
+        """A ServiceDesk Plus Cloud tenant added as operators do: OAuth client, refresh token as the
+        credential. The fake instance issues access tokens for that refresh token and takes no other."""
+        secret = f"whsec-{uuid.uuid4().hex}"
+        refresh_token = f"1000.{uuid.uuid4().hex}.{uuid.uuid4().hex}"
+        client_id, client_secret = f"1000.{uuid.uuid4().hex[:20].upper()}", uuid.uuid4().hex
+        self.servicedesk.add_instance(tenant_id, "oauth", refresh_token)
+        self.servicedesk.grant_oauth(tenant_id, client_id, client_secret, refresh_token)
+        environment = {
+            **self.env,
+            "SDP_CREDENTIAL": refresh_token,
+            "WEBHOOK_SECRET": secret,
+            "SDP_OAUTH_CLIENT_SECRET": client_secret,
+        }
+        result = run_cli(
+            environment, "tenants", "add", tenant_id, "--name", f"Tenant {tenant_id}",
+            "--servicedesk-url", self.servicedesk.base_url(tenant_id), "--auth-mode", "oauth",
+            "--oauth-client-id", client_id, "--oauth-accounts-url", self.servicedesk.accounts_url(tenant_id),
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(f"tenants add failed: {result.stdout}{result.stderr}")
+        tenant = TenantFixture(tenant_id, secret, tenant_id, "oauth", refresh_token)
+        self.tenants[tenant_id] = tenant
+        return tenant
+
     # Driving the API.
 
     def new_ticket(

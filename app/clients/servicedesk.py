@@ -1,5 +1,8 @@
 """ServiceDesk Plus REST API v3 client (on-premises `authtoken` or cloud Zoho OAuth).
 
+A cloud tenant's calls carry an access token that `app.clients.zoho_oauth` renews from the tenant's
+refresh token (`auth`); a static token (`credential` in `oauth` mode, the old form) lasts an hour.
+
 The tenant's server is not trusted to be quick, small or where it says: every call (its retries
 included) has a deadline, clipped to the job's (`app.clients.limits`); bodies are capped
 (`max_response_bytes`) and connections go to public addresses only (`app.clients.egress`).
@@ -85,6 +88,7 @@ class ServiceDeskClient:
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         allow_loopback: bool = False,
         transport: httpx.BaseTransport | None = None,
+        auth: httpx.Auth | None = None,
     ) -> None:
         url = urlsplit(base_url)
         if url.scheme not in ("http", "https") or not url.hostname:
@@ -96,7 +100,12 @@ class ServiceDeskClient:
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             # identity: the transport refuses compressed bodies, whose inflated size cannot be capped.
-            headers={"Accept": ACCEPT, "Accept-Encoding": "identity", **auth_headers(auth_mode, credential)},
+            headers={
+                "Accept": ACCEPT,
+                "Accept-Encoding": "identity",
+                **({} if auth is not None else auth_headers(auth_mode, credential)),
+            },
+            auth=auth,
             timeout=timeout,
             transport=transport
             or guarded_transport(allow_loopback=allow_loopback, max_response_bytes=max_response_bytes),
