@@ -13,9 +13,13 @@ run unless it is allowed by id (`--allow-skip tls`): a smoke test that quietly c
 pass. A PASS/FAIL table on stdout (or, with --json, one JSON document on stdout and nothing else);
 exit 0 when every check passed or was an allowed skip, 1 otherwise, 2 on bad usage.
 
-Metrics: production's Ingress does not route /metrics (it is scraped in-cluster), so by default an
+Metrics: the public edge does not route /metrics (it is scraped in-cluster), so by default an
 https:// base URL expects /metrics to be *not* served (404) and an http:// one (local, in-cluster)
 expects it served; --expect-metrics / --no-expect-metrics override that.
+
+Docs: /docs and /openapi.json are expected served unless --no-expect-docs says the stack does not
+publish them (production: `edge.publishDocs: false`); then both must answer 404, so the check still
+runs and catches a schema published by mistake.
 """
 
 from __future__ import annotations
@@ -88,6 +92,7 @@ class Options:
     tenant: str | None = None
     secret: str | None = None
     expect_metrics: bool | None = None
+    expect_docs: bool = True  # False: the edge must not serve /docs and /openapi.json
     cors_origin: str | None = None
     ticket_id: str | None = None
     expect_job_status: str = "succeeded"
@@ -203,6 +208,8 @@ class Smoke:
         return f"200 ready ({summary})"
 
     def openapi(self) -> str:
+        if not self.options.expect_docs:
+            return self.docs_unpublished()
         schema = self.client.get("/openapi.json")
         _expect(schema.status_code == 200, f"/openapi.json answered {schema.status_code}")
         body = _json(schema)
@@ -212,6 +219,14 @@ class Smoke:
         _expect(docs.status_code == 200, f"/docs answered {docs.status_code}")
         _expect("text/html" in docs.headers.get("content-type", ""), "/docs is not HTML")
         return f"OpenAPI {body['openapi']}, {len(body.get('paths', {}))} paths, /docs HTML"
+
+    def docs_unpublished(self) -> str:
+        for path in ("/openapi.json", "/docs"):
+            status = self.client.get(path).status_code
+            _expect(
+                status == 404, f"{path} answered {status} but this stack does not publish it (expected 404)"
+            )
+        return "404: /openapi.json and /docs not published (as the stack says)"
 
     def metrics(self) -> str:
         response = self.client.get("/metrics")
@@ -501,6 +516,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         default=None,
         help="/metrics must be served (default: yes for http://, no — must be 404 — for https://)",
     )
+    parser.add_argument(
+        "--expect-docs",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="/docs and /openapi.json must be served (default); --no-expect-docs: both must be 404",
+    )
     parser.add_argument("--cors-origin", help="an origin CORS_ORIGINS allows: its preflight must succeed")
     parser.add_argument("--ticket-id", help="ticket id to post (default: a new smoke-… id)")
     parser.add_argument(
@@ -537,6 +558,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         tenant=args.tenant,
         secret=args.secret,
         expect_metrics=args.expect_metrics,
+        expect_docs=args.expect_docs,
         cors_origin=args.cors_origin,
         ticket_id=args.ticket_id,
         expect_job_status=args.expect_job_status,

@@ -16,7 +16,7 @@ class EdgeSettings(Section):
     allowed_cidrs: list[Cidr] = Field(default_factory=lambda: ["0.0.0.0/0"])
     """Client CIDRs the load balancer admits; a public webhook API admits the internet."""
     publish_docs: bool = False
-    """Route `/docs` and `/openapi.json` to the internet (the deploy's smoke test reads both)."""
+    """Route `/docs` and `/openapi.json` to the internet; where false, the deploy's smoke test expects both to answer 404."""
     max_request_headers_kib: int = Field(default=16, ge=4, le=96)
     """Largest request header block the gateway accepts (the API's own limit is larger)."""
     request_timeout_seconds: int = Field(default=30, ge=1, le=300)

@@ -27,8 +27,9 @@ import trustme
 import yaml
 
 from app.signing import sign
-from app.smoke import CHECKS, FAIL, PASS, SECURITY_HEADERS, SKIP, Options, main, report, run_smoke
+from app.smoke import CHECKS, FAIL, PASS, SECURITY_HEADERS, SKIP, Options, main, parse_args, report, run_smoke
 from harness.net import free_port, wait_until
+from infra.config import load_stack_file
 
 REPO = Path(__file__).resolve().parents[2]
 TLS_CHECKS = ("tls-certificate", "legacy-tls", "https-redirect")
@@ -238,6 +239,59 @@ def _signed_service(*, checks_signature: bool, job_status: str = "succeeded") ->
 def _one(options: Options, transport: httpx.BaseTransport | None, check: str) -> tuple[str, str]:
     (result,) = run_smoke(options, transport, only=[check])
     return result.status, result.detail
+
+
+def _edge(*, docs_routed: bool) -> httpx.MockTransport:
+    """An edge in front of the API: /openapi.json and /docs routed to it or not (Envoy's bare 404)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if not docs_routed:
+            return httpx.Response(404)
+        if request.url.path == "/openapi.json":
+            return httpx.Response(200, json={"openapi": "3.1.0", "paths": {"/webhook/servicedesk": {}}})
+        return httpx.Response(200, text="<html>Swagger UI</html>", headers={"content-type": "text/html"})
+
+    return httpx.MockTransport(handler)
+
+
+def test_docs_are_expected_served_unless_the_stack_does_not_publish_them() -> None:
+    published, unpublished = (
+        Options("https://api.example.com"),
+        Options("https://api.example.com", expect_docs=False),
+    )
+    assert _one(published, _edge(docs_routed=True), "openapi")[0] == PASS
+    assert _one(published, _edge(docs_routed=False), "openapi") == (FAIL, "/openapi.json answered 404")
+    status, detail = _one(unpublished, _edge(docs_routed=False), "openapi")
+    assert status == PASS and "not published" in detail
+    # Served where the stack says it is not: the check fails, it does not merely skip.
+    status, detail = _one(unpublished, _edge(docs_routed=True), "openapi")
+    assert status == FAIL and "does not publish" in detail
+
+
+def test_no_expect_docs_on_the_command_line() -> None:
+    assert parse_args(["--base-url", "https://x.example", "--no-expect-docs"]).expect_docs is False
+    assert parse_args(["--base-url", "https://x.example"]).expect_docs is True
+
+
+@pytest.mark.parametrize("stack", ["staging", "production"])
+def test_the_deploy_expects_docs_exactly_where_the_stack_file_publishes_them(stack: str) -> None:
+    """The smoke step's own shell, up to the smoke command, run for each stack: --no-expect-docs comes
+    from the stack file's edge.publishDocs (production keeps the schema off the internet)."""
+    steps = yaml.safe_load((REPO / ".github" / "workflows" / "deploy-stack.yml").read_text())["jobs"]["up"][
+        "steps"
+    ]
+    smoke = next(step for step in steps if step.get("name") == "Smoke test")
+    assert smoke["env"]["STACK"] == "${{ inputs.stack }}"
+    prelude, command = smoke["run"].split(".venv/bin/python -m app.smoke", 1)
+    assert '"${docs[@]}"' in command
+    shown = subprocess.run(
+        ["bash", "-eo", "pipefail", "-c", prelude + 'printf "%s\\n" "${docs[@]}"'],
+        cwd=REPO, env={**os.environ, "STACK": stack, "TLS_CA_BUNDLE_URL": ""},
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.split()  # fmt: skip
+    publishes = load_stack_file(stack).edge.publish_docs
+    assert shown == ([] if publishes else ["--no-expect-docs"])
+    assert publishes is (stack != "production")
 
 
 def test_bad_signature_is_checked_with_the_real_tenant() -> None:
