@@ -12,12 +12,14 @@ const MODELS = {
     "SecurityPolicy",
   ],
   "keda.sh/v1alpha1": ["ScaledObject", "TriggerAuthentication"],
+  "monitoring.coreos.com/v1": ["ServiceMonitor", "PodMonitor", "PrometheusRule"],
 };
 const PACKAGE = {
   "gateway.networking.k8s.io": "gateway-api",
   "cert-manager.io": "cert-manager",
   "gateway.envoyproxy.io": "envoy-gateway",
   "keda.sh": "keda",
+  "monitoring.coreos.com": "prometheus-operator",
 };
 
 async function model(apiVersion, kind) {
