@@ -182,7 +182,7 @@ def detect(stack: str, work_dir: Path = REPO_ROOT) -> DriftReport:
         # --expect-no-changes fails the command when there are changes; that alone is drift. A preview
         # that failed for any other reason (an error diagnostic, another message) proves nothing,
         # even if it had planned changes before it failed.
-        drift = NO_CHANGES_EXPECTED in str(exc) and not errors and len(report.resources) > found_before
+        drift = NO_CHANGES_EXPECTED in str(exc) and len(report.resources) > found_before
         if not drift:
             raise CannotRun(_cannot_run_reason(stack, str(exc), errors)) from None
     except RuntimeError:

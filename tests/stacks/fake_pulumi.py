@@ -7,7 +7,8 @@ FAKE_PULUMI_SCENARIO, and appends each argv to FAKE_PULUMI_LOG so tests can chec
 - no-drift:        nothing changed anywhere
 - out-of-band:     refresh finds a security group changed by hand and a log group deleted by hand;
                    the preview would put both back
-- program-drift:   refresh finds nothing; the preview would update the RDS instance (program differs)
+- program-drift:   refresh finds nothing; the preview would update the RDS instance and replace the
+                   log group (the program differs)
 - preview-fails:   refresh finds nothing; the preview plans an update, then the program fails
 - no-stack:        `stack select` fails: the stack does not exist
 - no-backend:      `stack select` fails: no backend selected (the CLI falls back to Pulumi Cloud)
@@ -163,26 +164,38 @@ def _refresh_events(
 def _plan(
     steps: dict[str, tuple[str, list[str]]], resources: list[Resource] = ALL
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """The preview's planned steps after its refresh: one pre-event and one outputs event each."""
+    """The preview's planned steps after its refresh: one pre-event and one outputs event each.
+
+    A replacement is three steps: the logical "replace", its "create-replacement" half right after,
+    and its "delete-replaced" half at the end, neither half logical (recorded in
+    TestAliasURNs/urn-force-new-0-0-preview/eventstream.json; only the logical step is counted).
+    """
     events: list[dict[str, Any]] = []
+    deletes: list[dict[str, Any]] = []
     changes: dict[str, int] = {}
     for resource in resources:
         op, diffs = steps.get(resource[1], ("same", []))
+        metadata = _metadata(op, resource, diffs)
         if op == "create":
-            metadata = _metadata(op, resource)
             metadata["old"] = None
-        else:
-            metadata = _metadata(op, resource, diffs)
-        # Program steps are logical; a replacement's create/delete halves would not be.
+        # Program steps are logical; a replacement's create/delete halves are not.
         metadata["logical"] = True
         events += [_pre(metadata), _outputs(metadata)]
+        if op == "replace":
+            metadata["keys"] = diffs
+            halves = {
+                half: {**metadata, "op": half, "logical": False}
+                for half in ("create-replacement", "delete-replaced")
+            }
+            events += [_pre(halves["create-replacement"]), _outputs(halves["create-replacement"])]
+            deletes += [_pre(halves["delete-replaced"]), _outputs(halves["delete-replaced"])]
         changes[op] = changes.get(op, 0) + 1
-    return events, changes
+    return events + deletes, changes
 
 
 OUT_OF_BAND_REFRESH = {SG_URN: ("update", ["ingress"]), LOG_URN: ("delete", [])}
 OUT_OF_BAND_PLAN = {SG_URN: ("update", ["ingress"]), LOG_URN: ("create", [])}
-PROGRAM_DRIFT_PLAN = {RDS_URN: ("update", ["backupRetentionPeriod"])}
+PROGRAM_DRIFT_PLAN = {RDS_URN: ("update", ["backupRetentionPeriod"]), LOG_URN: ("replace", ["name"])}
 
 
 def _run(command: str, scenario: str) -> tuple[list[dict[str, Any]], dict[str, int], str]:

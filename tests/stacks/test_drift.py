@@ -113,8 +113,10 @@ def test_program_drift_found_by_the_expect_no_changes_preview_is_exit_1(
     result, report = drift("program-drift", [fake_cli], tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     resources = json.loads(report.read_text())["resources"]
+    # A replacement is one row: the engine's create-replacement and delete-replaced halves are not.
     assert [(r["phase"], r["op"], r["type"], r["properties"]) for r in resources] == [
-        ("preview", "update", "aws:rds/instance:Instance", ["backupRetentionPeriod"])
+        ("preview", "update", "aws:rds/instance:Instance", ["backupRetentionPeriod"]),
+        ("preview", "replace", "aws:cloudwatch/logGroup:LogGroup", ["name"]),
     ]
 
 
