@@ -16,10 +16,12 @@ FAKE_PULUMI_SCENARIO, and appends each argv to FAKE_PULUMI_LOG so tests can chec
 
 What makes it the current CLI, with where each piece comes from:
 
-- Version: it reports v3.272.0, the CLI release matching the pinned Python SDK (pulumi 3.272.0;
-  pulumi/pulumi-command v1.3.0's dependency update "v3.272.0 -> v3.273.0", 2026-10-28, shows both
-  releases exist). The SDK streams events over gRPC for any CLI newer than 3.205.0
-  (pulumi/automation/_stack.py `_setup_event_log`), so this stand-in takes the path every real run takes.
+- Version: it reports v3.272.0, the CLI release matching the Python SDK `make deps` installs from
+  pyproject's `pulumi>=3.200,<4` (pulumi 3.272.0, the version `PulumiCommand.install` would fetch);
+  pulumi/pulumi-command v1.3.0's dependency update "v3.272.0 -> v3.273.0" (2026-10-28, checked
+  2026-12-02) shows both CLI releases exist, and the workflow's pulumi/actions installs the newest.
+  The SDK streams events over gRPC for any CLI newer than 3.205.0 (pulumi/automation/_stack.py
+  `_setup_event_log`), so this stand-in takes the path every real run takes.
 - Transport: the SDK starts an in-process `pulumirpc.Events` server and passes `--event-log
   tcp://127.0.0.1:PORT`; the CLI connects to it and sends each engine event as one JSON document in an
   `EventRequest` on the client stream `StreamEvents`, the cancel event last, then closes the stream
