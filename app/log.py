@@ -1,6 +1,8 @@
 """Structured JSON logs for the API, the worker and the CLI.
 
-Every line carries the request id and tenant id bound in `structlog.contextvars`. Secrets are kept out
+Every line carries the request id and tenant id bound in `structlog.contextvars`, and, inside a traced
+operation, the trace and span ids (`trace_id`, `span_id`: the same hex a tracing backend searches by,
+app/tracing.py), so a line leads to its trace and a trace to its lines. Secrets are kept out
 three ways, whatever LOG_LEVEL says:
 
 - third-party loggers are capped (`LIBRARY_LEVELS`): below their cap they print request and response
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from opentelemetry import trace
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 _SECRET_KEYS = (
@@ -192,9 +195,20 @@ def mask_secret_values(_logger: WrappedLogger, _method: str, event: EventDict | 
     return SECRETS.mask(event) if isinstance(event, str) else event
 
 
+def add_trace_ids(_logger: WrappedLogger, _method: str, event: EventDict) -> EventDict:
+    """The current span's trace and span ids. Present whether or not the trace is sampled or exported:
+    the ids exist either way, and a sampled-out trace's lines still share one id."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event.setdefault("trace_id", trace.format_trace_id(context.trace_id))
+        event.setdefault("span_id", trace.format_span_id(context.span_id))
+    return event
+
+
 def _shared_processors() -> list[Processor]:
     return [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

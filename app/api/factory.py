@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import REGISTRY
 
+from app import tracing
 from app.api.errors import install_error_handlers
 from app.api.middleware import RequestContextMiddleware, SecurityHeadersMiddleware
 from app.api.routes import health, jobs, metrics, webhook
@@ -21,7 +22,7 @@ from app.worker.dispatch import QUEUE
 
 def _backlog(services: Services) -> BacklogCollector:
     def job_counts() -> dict[str, int]:
-        with services.db.unscoped() as session:
+        with tracing.untraced(), services.db.unscoped() as session:
             return job_store.status_counts(session)
 
     def queue_depth() -> int:
@@ -43,7 +44,8 @@ def create_app(settings: Settings) -> FastAPI:
             yield
         finally:
             REGISTRY.unregister(collector)
-            await services.close()
+            await services.close()  # publishes what is waiting: its spans end before the flush
+            tracing.shutdown()
 
     app = FastAPI(
         title="AI Agents ticket enhancement",

@@ -9,6 +9,7 @@ import sys
 
 from fastapi import FastAPI
 
+from app import tracing
 from app.api.factory import create_app
 from app.log import configure_logging
 from app.settings import SettingsError, get_settings
@@ -21,7 +22,10 @@ def _load() -> FastAPI:
         sys.stderr.write(f"{error}\n")
         raise SystemExit(2) from None
     configure_logging(settings.log_level)
-    return create_app(settings)
+    tracing.setup(tracing.API_SERVICE)
+    app = create_app(settings)
+    tracing.instrument_api(app)
+    return app
 
 
 app = _load()

@@ -19,8 +19,11 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 
+from opentelemetry import context as otel_context
+
 from app.log import get_logger
 from app.metrics import ENQUEUE_FAILURES
+from app.worker.dispatch import Job
 
 log = get_logger(__name__)
 
@@ -32,7 +35,6 @@ MAX_BACKLOG = 10_000
 # per-message cost of a publish drops (docs/performance.md); when idle a batch is one job.
 MAX_BATCH = 100
 
-Job = tuple[uuid.UUID, str]  # (job id, tenant id)
 PublishMany = Callable[[Sequence[Job]], None]
 
 
@@ -49,9 +51,9 @@ class Publisher:
         self._started = True
 
     def submit(self, job_id: uuid.UUID, tenant_id: str) -> None:
-        """Never blocks: called from the event loop."""
+        """Never blocks: called from the event loop. The caller's trace goes with the job."""
         try:
-            self._queue.put_nowait((job_id, tenant_id))
+            self._queue.put_nowait(Job(job_id, tenant_id, otel_context.get_current()))
         except queue.Full:
             ENQUEUE_FAILURES.inc()
             log.warning("enqueue_failed", job_id=str(job_id), error="backlog full")
@@ -117,7 +119,7 @@ class Publisher:
             # None of the batch is known to be out; the sweeper re-sends them (a duplicate message
             # is harmless: the worker's claim runs a job once).
             ENQUEUE_FAILURES.inc(len(batch))
-            for job_id, _tenant in batch:
-                log.warning("enqueue_failed", job_id=str(job_id), error=type(error).__name__)
+            for job in batch:
+                log.warning("enqueue_failed", job_id=str(job.id), error=type(error).__name__)
         finally:
             self._publishing = 0

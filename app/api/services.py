@@ -19,7 +19,7 @@ from app.secret_store import SecretStore
 from app.settings import Settings
 from app.tenants import TenantDirectory
 from app.worker.config import celery_config
-from app.worker.dispatch import enqueue_many
+from app.worker.dispatch import declare_task, enqueue_many
 
 DEPENDENCY_TIMEOUT_SECONDS = 5
 PUBLISH_DRAIN_SECONDS = 10.0
@@ -43,9 +43,12 @@ class Services:
         store = SecretStore.from_settings(settings)
         broker = redis_url(settings, store)
         db = Database(create_app_engine(settings))
-        # A publisher-only Celery app: the API never imports the worker's tasks or signals.
-        celery = Celery("ai_agents_api", set_as_current=False)
+        # A publisher-only Celery app: the API never imports the worker's tasks or signals. It is the
+        # current app, declaring the task by name, because the tracing instrumentation's publish hook
+        # looks the task up there (app.worker.dispatch.declare_task).
+        celery = Celery("ai_agents_api")
         celery.conf.update(celery_config(settings, broker))
+        declare_task(celery)
         redis = Redis.from_url(
             broker,
             socket_timeout=DEPENDENCY_TIMEOUT_SECONDS,

@@ -20,6 +20,8 @@ import openai
 import stamina
 from openai.types.chat import ChatCompletion
 from openai.types.chat.chat_completion import Choice
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from app.clients import limits
@@ -34,6 +36,12 @@ MAX_RESPONSE_BYTES = 1024 * 1024  # a completion of LLM_MAX_TOKENS (≤ 16 000) 
 RETRY_WAIT_INITIAL = 0.5
 RETRY_WAIT_MAX = 8.0
 RETRY_AFTER_MAX = 60.0
+
+_tracer = trace.get_tracer(__name__)
+# The OpenTelemetry generative-AI conventions' names. No prompt, no completion text: only the model,
+# the finish reasons and the token counts.
+PROVIDER = "openai"  # the API spoken; any OpenAI-compatible server reports as such
+TOTAL_TOKENS = "gen_ai.usage.total_tokens"  # not in the conventions (input + output); kept for queries
 
 
 class Enhancement(BaseModel):
@@ -119,6 +127,20 @@ class LLMClient:
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
 
     def _complete_once(self, system: str, user: str) -> str:
+        attributes = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": PROVIDER,
+            "gen_ai.request.model": self._model,
+            "gen_ai.request.max_tokens": self._max_tokens,
+            "gen_ai.request.temperature": self._temperature,
+        }
+        # One span per attempt; the HTTP client span of the request nests inside it.
+        with _tracer.start_as_current_span(
+            f"chat {self._model}", kind=SpanKind.CLIENT, attributes=attributes
+        ):
+            return self._complete_traced(system, user)
+
+    def _complete_traced(self, system: str, user: str) -> str:
         started = time.perf_counter()
         outcome = "error"
         try:
@@ -153,6 +175,7 @@ class LLMClient:
             LLM_ERRORS.labels("invalid_response").inc()
             raise PermanentError("llm returned a response that is not a chat completion")
         _count_tokens(completion)
+        _describe(trace.get_current_span(), completion)
         if not completion.choices:
             LLM_ERRORS.labels("empty").inc()
             raise PermanentError("llm returned no content")
@@ -195,6 +218,26 @@ def _count_tokens(completion: ChatCompletion) -> None:
         tokens = getattr(usage, f"{kind}_tokens", None)
         if isinstance(tokens, int) and tokens > 0:
             LLM_TOKENS.labels(kind).inc(tokens)
+
+
+def _describe(span: Span, completion: ChatCompletion) -> None:
+    """The response's model, finish reasons and token usage on the chat span (what the server sent;
+    odd or missing values are left out, as for the counter)."""
+    if isinstance(completion.model, str) and completion.model:
+        span.set_attribute("gen_ai.response.model", completion.model)
+    reasons = [c.finish_reason for c in completion.choices if isinstance(c.finish_reason, str)]
+    if reasons:
+        span.set_attribute("gen_ai.response.finish_reasons", reasons)
+    usage = completion.usage
+    if usage is None:
+        return
+    for key, value in (
+        ("gen_ai.usage.input_tokens", getattr(usage, "prompt_tokens", None)),
+        ("gen_ai.usage.output_tokens", getattr(usage, "completion_tokens", None)),
+        (TOTAL_TOKENS, getattr(usage, "total_tokens", None)),
+    ):
+        if isinstance(value, int) and value >= 0:
+            span.set_attribute(key, value)
 
 
 def _strip_fences(content: str) -> str:

@@ -20,6 +20,7 @@ from app.credentials import owner_credentials
 from app.log import register_secrets, replace_secrets
 from app.secret_store import SecretStore
 from app.settings import Settings
+from app.tracing import instrument_engine
 
 TENANT_SETTING = "app.tenant_id"
 # Shared by the app role's two pools (this engine, and the webhook's in app/db/ingest.py).
@@ -110,6 +111,7 @@ def create_app_engine(settings: Settings) -> Engine:
     )
     if _uses_iam_tokens(settings):
         _use_iam_tokens(engine, settings)
+    instrument_engine(engine)  # a no-op unless the process set tracing up (app/tracing.py)
     return engine
 
 

@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
+from opentelemetry import trace
 from sqlalchemy import Insert, func, insert, select, update
 from sqlalchemy.exc import OperationalError
 
@@ -40,6 +41,7 @@ from app.worker.note import find_marked_note, render_note
 from app.worker.runtime import Runtime
 
 log = get_logger(__name__)
+_tracer = trace.get_tracer(__name__)
 
 RETRY_BASE_SECONDS = 2.0
 
@@ -250,7 +252,9 @@ def _post_once(
         if existing is not None:
             log.info("note_already_posted", ticket_id=claimed.ticket_id, note_id=existing)
             return existing
-    return sdp.add_note(claimed.ticket_id, render_note(enhancement, claimed.note_key))
+    # Its own span: the note is the job's one visible effect; its HTTP calls (and retries) nest inside.
+    with _tracer.start_as_current_span("post note", attributes={"ai_agents.recovering": recovering}):
+        return sdp.add_note(claimed.ticket_id, render_note(enhancement, claimed.note_key))
 
 
 def _stored_enhancement(rt: Runtime, job_id: uuid.UUID, tenant_id: str) -> Enhancement | None:

@@ -1,12 +1,20 @@
-"""Worker process lifecycle: Prometheus endpoint on start, sweeper when ready, clean shutdown."""
+"""Worker process lifecycle: tracing and the Prometheus endpoint on start, sweeper when ready, clean
+shutdown (buffered spans exported last)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from celery.signals import worker_init, worker_ready, worker_shutdown
+from celery.signals import (
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 from prometheus_client import start_http_server
 
+from app import tracing
 from app.log import get_logger
 from app.settings import get_settings
 from app.worker.runtime import runtime
@@ -14,6 +22,20 @@ from app.worker.sweeper import Sweeper
 
 log = get_logger(__name__)
 _sweeper: list[Sweeper] = []
+
+
+@worker_init.connect
+@worker_process_init.connect
+def _start_tracing(**_: Any) -> None:
+    # The threads pool (the deployed one) runs tasks in this process: worker_init sets it up. Under
+    # prefork each child sets up its own after the fork (worker_process_init): the parent's exporter
+    # thread does not survive a fork. Set up once per process either way.
+    tracing.setup(tracing.WORKER_SERVICE)
+
+
+@worker_process_shutdown.connect
+def _stop_tracing(**_: Any) -> None:
+    tracing.shutdown()
 
 
 @worker_init.connect
@@ -39,3 +61,4 @@ def _stop(**_: Any) -> None:
     for sweeper in _sweeper:
         sweeper.stop()
     runtime().close()
+    tracing.shutdown()

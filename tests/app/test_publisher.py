@@ -15,8 +15,8 @@ from celery import Celery
 from prometheus_client import REGISTRY
 from redis import Redis
 
-from app.api.publisher import Job, Publisher
-from app.worker.dispatch import QUEUE, TASK_NAME, enqueue_many
+from app.api.publisher import Publisher
+from app.worker.dispatch import QUEUE, TASK_NAME, Job, enqueue_many
 from harness.net import wait_until
 from harness.redis_server import RedisServer
 
@@ -68,7 +68,7 @@ def test_a_failed_batch_is_counted_and_the_next_one_still_goes_out(broker: Redis
 
     def publish_many(jobs: Sequence[Job]) -> None:
         attempted.append(jobs)
-        if any(job_id == poisoned for job_id, _ in jobs):
+        if any(job.id == poisoned for job in jobs):
             raise ConnectionError("broker down")
         enqueue_many(celery, jobs)
 
@@ -89,7 +89,7 @@ def test_jobs_waiting_during_a_publish_go_out_together() -> None:
 
     def slow_publish_many(jobs: Sequence[Job]) -> None:
         release.wait(10)
-        batches.append([job_id for job_id, _ in jobs])
+        batches.append([job.id for job in jobs])
 
     publisher = Publisher(slow_publish_many)
     publisher.start()
@@ -109,7 +109,7 @@ def test_a_full_backlog_refuses_at_once_and_counts_it() -> None:
 
     def slow_publish_many(jobs: Sequence[Job]) -> None:
         release.wait(10)
-        published.extend(job_id for job_id, _ in jobs)
+        published.extend(job.id for job in jobs)
 
     publisher = Publisher(slow_publish_many, max_backlog=2)
     publisher.start()
