@@ -8,6 +8,10 @@ curl, then runs until Ctrl-C (or SIGTERM) and removes everything it started.
 Real upstreams: set LLM_BASE_URL + LLM_API_KEY (and LLM_MODEL) for a real LLM; pass
 --servicedesk-url with SDP_CREDENTIAL (and --auth-mode) for a real ServiceDesk Plus.
 
+Traces: --traces prints every trace's spans here as they arrive (a loopback OTLP receiver); or set
+OTEL_* variables (OTEL_EXPORTER_OTLP_ENDPOINT for a local collector or Jaeger, OTEL_TRACES_EXPORTER=
+console for one line per span in each service's log), which are passed on to the API and the worker.
+
 Development only: it is part of the development harness, which no image carries.
 """
 
@@ -29,6 +33,7 @@ from harness.fake_llm import FakeLLM
 from harness.fake_servicedesk import FakeServiceDesk
 from harness.moto_server import MotoServer
 from harness.net import free_port
+from harness.otlp_receiver import OtlpReceiver, ReceivedSpan
 from harness.postgres import PostgresServer
 from harness.processes import ApiProcess, WorkerProcess, run_cli
 from harness.redis_server import RedisServer
@@ -48,6 +53,26 @@ def signed_curl(base_url: str, tenant: str, secret: str, ticket_id: str) -> str:
     )
 
 
+def print_spans(spans: list[ReceivedSpan]) -> None:
+    """One line per span: enough to follow a webhook from the API to the note by its trace id."""
+    for span in spans:
+        parent = span.parent_span_id or "-" * 16
+        sys.stdout.write(
+            f"trace {span.trace_id} span {span.span_id} parent {parent} "
+            f"{span.service:<16} {span.kind:<8} {span.name}\n"
+        )
+    sys.stdout.flush()
+
+
+def tracing_env(receiver: OtlpReceiver | None) -> dict[str, str]:
+    """The caller's OTEL_* settings, and the receiver's endpoint when --traces asked for one."""
+    env = {key: value for key, value in os.environ.items() if key.startswith("OTEL_")}
+    if receiver is not None:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = receiver.endpoint
+        env.setdefault("OTEL_BSP_SCHEDULE_DELAY", "500")  # spans on screen within a second
+    return env
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m harness.localrun", description="Run the whole service locally."
@@ -56,6 +81,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--servicedesk-url", help="a real ServiceDesk Plus (credential: env SDP_CREDENTIAL)")
     parser.add_argument("--auth-mode", choices=("authtoken", "oauth"), default="authtoken")
     parser.add_argument("--ready-file", type=Path, help="write {url, tenant, secret, ticket_id} here when up")
+    parser.add_argument("--traces", action="store_true", help="print the services' spans here as they arrive")
     return parser.parse_args(argv)
 
 
@@ -91,6 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         stack.env["APP_ENV"] = "local"
         # One allowed browser origin, so the CORS preflight can be tried both ways.
         stack.env["CORS_ORIGINS"] = LOCAL_ORIGIN
+        receiver = OtlpReceiver(on_spans=print_spans).start() if args.traces else None
+        if receiver is not None:
+            cleanup.append(receiver)
+        stack.env.update(tracing_env(receiver))
         if real_llm:
             for key in ("LLM_BASE_URL", "LLM_API_KEY", "LLM_MODEL"):
                 if os.environ.get(key):
