@@ -1,5 +1,3 @@
-from stacks.cli import app, main
-from stacks.scan_gate_cli import register
+from stacks.cli import main
 
-register(app)
 main()

@@ -1,4 +1,4 @@
-"""Operator CLI: ``python -m stacks plan|diff|drift|preflight|comment|bootstrap-plan``.
+"""Operator CLI: ``python -m stacks plan|diff|drift|preflight|scan-gate|comment|bootstrap-plan|prices``.
 
 Exit codes: 0 clean, 1 mandatory policy violations (plan) / changes found, 2 bad usage or
 invalid stack config — said in one line, never a traceback.
@@ -12,27 +12,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from infra.config import ConfigError
+from stacks.console import EXIT_FINDINGS, err, out
+from stacks.console import fail as _fail
 from stacks.cost_refresh import prices_app
+from stacks.scan_gate_cli import scan_gate
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-out = Console()
-err = Console(stderr=True)
-
-EXIT_OK, EXIT_FINDINGS, EXIT_UNUSABLE = 0, 1, 2
 
 
 @app.callback()
 def _root() -> None:
     """Offline plan, plan diff and drift detection for the ai-agents-platform stacks."""
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(EXIT_UNUSABLE)
 
 
 def _phase(message: str) -> None:
@@ -304,6 +297,8 @@ def config_doc(
 
 # `python -m stacks prices refresh`: the cost estimate's price table from the AWS Price List bulk API.
 app.add_typer(prices_app, name="prices")
+# `python -m stacks scan-gate STACK`: the deploy waits for ECR's scan of what it is about to run.
+app.command("scan-gate")(scan_gate)
 
 
 def main() -> None:

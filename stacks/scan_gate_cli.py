@@ -14,13 +14,8 @@ from typing import Annotated, Any
 import typer
 
 from infra.config import ConfigError, load_stack_file
-from stacks.cli import EXIT_FINDINGS, EXIT_UNUSABLE, err, out
+from stacks.console import EXIT_FINDINGS, err, fail, out
 from stacks.scan_gate import DEFAULT_ALLOWLIST, Gate, ImageRef, describe, load_allowlist, passed
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(EXIT_UNUSABLE)
 
 
 def image_refs(images: list[str], outputs: Path | None) -> list[str]:
@@ -62,9 +57,9 @@ def scan_gate(  # noqa: PLR0917 - typer maps each parameter to an argument or op
         accepted = load_allowlist(allowlist)
         refs = [ImageRef.parse(ref) for ref in image_refs(image or [], outputs)]
     except (ConfigError, ValueError, OSError, KeyError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if not refs:
-        raise _fail("no image to check: pass --image or --outputs")
+        raise fail("no image to check: pass --image or --outputs")
     today = datetime.now(UTC).date()
     results = Gate(ecr_client(), threshold, accepted, today, timeout, interval_seconds=interval).run(refs)
     for result in results:
@@ -73,7 +68,3 @@ def scan_gate(  # noqa: PLR0917 - typer maps each parameter to an argument or op
         err.print(f"[bold red]scan gate:[/] deploy stopped (threshold {threshold})", highlight=False)
         raise typer.Exit(EXIT_FINDINGS)
     out.print(f"[green]scan gate passed[/] ({len(results)} image(s), threshold {threshold})", highlight=False)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("scan-gate")(scan_gate)

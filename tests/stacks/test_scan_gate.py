@@ -22,7 +22,6 @@ from typer.testing import CliRunner
 from harness.moto_server import CREDENTIALS, REGION, MotoServer
 from stacks.cli import app
 from stacks.scan_gate import AllowedFinding, Allowlist, Gate, ImageRef, Verdict, load_allowlist, passed
-from stacks.scan_gate_cli import register
 
 TODAY = date(2026, 12, 2)
 MOTO_DEFAULT_FINDING = "CVE-9999-9999"  # moto's default answer: one HIGH finding
@@ -186,7 +185,6 @@ def test_the_command_reads_the_stack_outputs_and_exits_1_when_blocked(
         "AWS_ENDPOINT_URL_ECR": moto.url,
     }.items():
         monkeypatch.setenv(name, value)
-    register(app)
     run = CliRunner().invoke(
         app,
         ["scan-gate", "production", "--outputs", str(outputs), "--allowlist", str(tmp_path / "none.yaml")],
