@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import uuid
 
+from structlog.testing import capture_logs
+
 from app.clients.llm import Enhancement
 from app.db.models import AuthMode, NoteState
 from app.tenants import TenantInfo
@@ -97,8 +99,11 @@ def test_first_post_does_not_look_for_an_earlier_note() -> None:
 
 def test_recovery_reuses_the_note_already_posted() -> None:
     sdp = _ServiceDesk([{"id": "old", "description": marker(KEY)}])
-    assert _post_once(sdp, _claimed(), ENHANCEMENT, recovering=True) == "old"  # type: ignore[arg-type]
+    with capture_logs() as logs:
+        assert _post_once(sdp, _claimed(), ENHANCEMENT, recovering=True) == "old"  # type: ignore[arg-type]
     assert (sdp.listed, sdp.added) == (["T-7"], [])
+    # The log line an operator finds a recovered note by.
+    assert {"event": "note_already_posted", "ticket_id": "T-7", "note_id": "old", "log_level": "info"} in logs
 
 
 def test_recovery_posts_when_no_note_carries_the_marker() -> None:
