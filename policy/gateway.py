@@ -1,5 +1,6 @@
 """The internet edge as Gateway API objects: HTTPS only, no internal paths, TLS 1.2+, one load balancer,
-no cross-namespace backend without the target namespace's consent.
+no cross-namespace backend without the target namespace's consent, a default-deny namespace around
+the gateway.
 
 Kinds are matched by the plan's type tokens (``kubernetes:<group>/<version>:<Kind>``) for every served
 version of the Gateway API group, so a v1beta1 object is held to the same rules.
@@ -32,6 +33,7 @@ REFERENCE_GRANTS = tuple(
     f"kubernetes:{GATEWAY_GROUP}/{v}:ReferenceGrant" for v in ("v1", "v1beta1", "v1alpha2")
 )
 CLIENT_TRAFFIC_POLICY = "kubernetes:gateway.envoyproxy.io/v1alpha1:ClientTrafficPolicy"
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 INTERNAL_PATHS = ("/metrics",)
 WEAK_TLS = frozenset({"1.0", "1.1"})
 
@@ -182,6 +184,33 @@ def _cross_namespace_backends_granted(
                     )
 
 
+def denies_everything(policy: StackResource) -> bool:
+    """A NetworkPolicy selecting every pod of its namespace, both directions, with no rule allowing any."""
+    spec = as_dict(get(policy.props, "spec"))
+    selector = as_dict(spec.get("podSelector"))
+    return (
+        not selector.get("matchLabels")
+        and not selector.get("matchExpressions")
+        and {"Ingress", "Egress"} <= {str(t) for t in as_list(spec.get("policyTypes"))}
+        and not as_list(spec.get("ingress"))
+        and not as_list(spec.get("egress"))
+    )
+
+
+def _gateway_namespace_default_deny(
+    resources: Sequence[StackResource], _settings: PolicySettings
+) -> Iterator[tuple[str, str | None]]:
+    closed = {namespace_of(p.props) for p in resources if p.type == NETWORK_POLICY and denies_everything(p)}
+    for gateway in (r for r in resources if r.type in GATEWAYS):
+        namespace = namespace_of(gateway.props)
+        if namespace not in closed:
+            yield (
+                f"Gateway {namespace}/{name_of(gateway)}: namespace {namespace} has no default-deny "
+                "NetworkPolicy (every pod, ingress and egress, no rules).",
+                gateway.urn,
+            )
+
+
 POLICIES = [
     stack_policy(
         "gateway-http-listener-redirect-only",
@@ -225,5 +254,13 @@ POLICIES = [
         description="A route to a backend in another namespace without that namespace's ReferenceGrant is either rejected by the controller or, on one that does not check, reaches a service its owners never published.",
         remediation="route to a Service in the route's own namespace, or declare a ReferenceGrant in the backend's namespace from this HTTPRoute namespace to that Service.",
         check=_cross_namespace_backends_granted,
+    ),
+    stack_policy(
+        "gateway-namespace-default-deny",
+        severity="high",
+        controls=("SOC2 CC6.6", "PCI-DSS 1.3.1"),
+        description="The gateway's namespace holds the internet-facing proxies and the controller that programs them: without a default-deny NetworkPolicy any pod may reach the controller's xDS and webhook ports, and a compromised proxy may reach anything.",
+        remediation="declare a NetworkPolicy in the Gateway's namespace with podSelector {}, policyTypes [Ingress, Egress] and no rules, then allow each needed flow in its own policy (components/edge_network_policies.py).",
+        check=_gateway_namespace_default_deny,
     ),
 ]

@@ -16,6 +16,7 @@ GATEWAY = f"kubernetes:{GATEWAY_API}:Gateway"
 HTTP_ROUTE = f"kubernetes:{GATEWAY_API}:HTTPRoute"
 REFERENCE_GRANT = "kubernetes:gateway.networking.k8s.io/v1beta1:ReferenceGrant"
 CLIENT_TRAFFIC_POLICY = "kubernetes:gateway.envoyproxy.io/v1alpha1:ClientTrafficPolicy"
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 API_ROUTE = (HTTP_ROUTE, "api")
 
 
@@ -116,6 +117,14 @@ def gateway_resources() -> list[dict[str, Any]]:
             },
             EDGE_NS,
         ),
+        entry(
+            "edge-default-deny",
+            NETWORK_POLICY,
+            "NetworkPolicy",
+            "networking.k8s.io/v1",
+            {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+            EDGE_NS,
+        ),
     ]
 
 
@@ -152,5 +161,14 @@ GATEWAY_CASES: list[dict[str, Any]] = [
         "target": API_ROUTE,
         "change": {"spec.rules.0.backendRefs.0.namespace": "monitoring"},
         "detail": "HTTPRoute ai-agents/api routes to monitoring/api without a ReferenceGrant in monitoring.",
+    },
+    {
+        "policy": "gateway-namespace-default-deny",
+        "target": (NETWORK_POLICY, "edge-default-deny"),
+        # Ingress only: the proxies and the controller may open connections anywhere.
+        "change": {"spec.policyTypes": ["Ingress"]},
+        "detail": "Gateway envoy-gateway-system/edge: namespace envoy-gateway-system has no default-deny "
+        "NetworkPolicy (every pod, ingress and egress, no rules).",
+        "reported": (GATEWAY, "edge"),
     },
 ]

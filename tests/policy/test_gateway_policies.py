@@ -7,7 +7,14 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from tests.policy.gateway_cases import API_ROUTE, REFERENCE_GRANT, entry, gateway_resources
+from tests.policy.gateway_cases import (
+    API_ROUTE,
+    EDGE_NS,
+    NETWORK_POLICY,
+    REFERENCE_GRANT,
+    entry,
+    gateway_resources,
+)
 from tests.policy.support import BY_NAME, violations
 
 Plan = list[dict[str, Any]]
@@ -81,3 +88,28 @@ def test_tls_13_only_is_fine_and_an_old_maximum_is_not() -> None:
     assert names(plan, "gateway-tls-minimum-1-2") == []
     policy["spec"]["tls"] = {"minVersion": "1.2", "maxVersion": "1.1"}
     assert len(names(plan, "gateway-tls-minimum-1-2")) == 1
+
+
+def deny(plan: Plan) -> dict[str, Any]:
+    return next(r for r in plan if r["type"] == NETWORK_POLICY)["props"]
+
+
+def test_a_default_deny_with_a_selector_or_a_rule_does_not_close_the_gateway_namespace() -> None:
+    assert names(gateway_resources(), "gateway-namespace-default-deny") == []
+    for field, value in (
+        ("podSelector", {"matchLabels": {"app.kubernetes.io/component": "proxy"}}),
+        ("ingress", [{}]),  # one empty rule admits everything
+        ("egress", [{"ports": [{"protocol": "TCP", "port": 443.0}]}]),
+    ):
+        plan = gateway_resources()
+        deny(plan)["spec"][field] = value
+        assert len(names(plan, "gateway-namespace-default-deny")) == 1, field
+
+
+def test_a_default_deny_in_another_namespace_does_not_count() -> None:
+    plan = gateway_resources()
+    deny(plan)["metadata"]["namespace"] = "ai-agents"
+    assert len(names(plan, "gateway-namespace-default-deny")) == 1
+    plan = [r for r in gateway_resources() if r["type"] != NETWORK_POLICY]
+    (message,) = names(plan, "gateway-namespace-default-deny")
+    assert message.startswith(f"Gateway {EDGE_NS}/edge:")

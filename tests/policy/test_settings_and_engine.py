@@ -131,6 +131,7 @@ def test_props_as_the_engine_hands_them_over() -> None:
                 "stack-monthly-budget",
                 "gateway-http-listener",
                 "gateway-cross-namespace",
+                "gateway-namespace-default-deny",
             )
         ):
             continue
