@@ -5,7 +5,20 @@ from __future__ import annotations
 
 from pulumi_policy import EnforcementLevel, Policy
 
-from policy import budget, ecr, eks, elasticache, gateway, iam, monitoring, network, rds, stack, workloads
+from policy import (
+    budget,
+    ecr,
+    eks,
+    elasticache,
+    gateway,
+    iam,
+    keda,
+    monitoring,
+    network,
+    rds,
+    stack,
+    workloads,
+)
 from policy.core import metadata
 from policy.settings import PolicySettings
 
@@ -21,6 +34,7 @@ MODULES = {
     "IAM / KMS / Secrets Manager": iam.POLICIES,
     "Kubernetes": workloads.POLICIES,
     "Gateway API (edge)": gateway.POLICIES,
+    "KEDA (autoscaling)": keda.POLICIES,
     "Monitoring": monitoring.POLICIES,
     "Stack": stack.POLICIES,
     "Cost": budget.POLICIES,

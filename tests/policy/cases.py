@@ -18,6 +18,7 @@ from typing import Any
 from components.cluster_settings import KUBERNETES_VERSIONS
 from policy.stack import STATEFUL
 from tests.policy.gateway_cases import GATEWAY_CASES, gateway_resources
+from tests.policy.keda_cases import KEDA_CASES, keda_resources
 
 PROJECT = "ai-agents-platform"
 STACK = "production"
@@ -454,6 +455,7 @@ def compliant_plan() -> Plan:
         ),
         *monitoring_resources(),
         *gateway_resources(),
+        *keda_resources(),
     ]
 
 
@@ -966,6 +968,7 @@ CASES: list[Case] = [
 ]
 
 CASES += [Case(**case) for case in GATEWAY_CASES]
+CASES += [Case(**case) for case in KEDA_CASES]
 
 
 def fixture_path(case: Case) -> Path:
