@@ -9,7 +9,9 @@ policy report exactly that message on exactly that resource.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from tests.policy.cases import (
     C0,
@@ -25,6 +27,8 @@ from tests.policy.cases import (
     ROLE_POLICY,
     STACK_WIDE,
     Case,
+    Plan,
+    _entry,
     _policy_json,
     _remove,
 )
@@ -33,6 +37,14 @@ NODE_GROUP = ("aws:eks/nodeGroup:NodeGroup", "general-nodeGroup")
 INGRESS = ("kubernetes:networking.k8s.io/v1:Ingress", "api")
 CONFIG = ("kubernetes:core/v1:ConfigMap", "app-config")
 TOPIC = ("aws:sns/topic:Topic", "alarms")
+CACHE_NODE = ("aws:elasticache/cluster:Cluster", "cache-node")
+
+
+def _add(type_: str, name: str, props: dict[str, Any]) -> Callable[[Plan], None]:
+    def change(plan: Plan) -> None:
+        plan.append(_entry(name, type_, props))
+
+    return change
 
 
 @dataclass(frozen=True)
@@ -109,6 +121,13 @@ BRANCH_CASES: list[BranchCase] = [
         {"multiAzEnabled": False},
         "ElastiCache cache does not spread its nodes over availability zones (multiAzEnabled).",
         branch="single-az",
+    ),
+    BranchCase(
+        "elasticache-replication-group-only",
+        CACHE_NODE,
+        _add(*CACHE_NODE, {"engine": "valkey", "numCacheNodes": 1.0}),
+        "ElastiCache cluster cache-node is a standalone valkey node: no TLS+AUTH+failover guarantees.",
+        branch="standalone-valkey",
     ),
     BranchCase(
         "elasticache-broker-no-eviction",
@@ -349,5 +368,33 @@ BRANCH_CASES: list[BranchCase] = [
         {"data.REDIS_HOST": "master.cache.example.com", "data.REDIS_TLS": "false"},
         "ConfigMap app-config connects to Redis without REDIS_TLS=true.",
         branch="redis-host-without-tls",
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """A change next to a policy's violations that the policy must not report (the other side of a branch)."""
+
+    policy: str
+    change: dict[str, Any] | Callable[[Plan], None]
+    target: tuple[str, str] = ("", "")
+    branch: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.policy}[{self.branch}]"
+
+
+ALLOWED: list[Allowed] = [
+    Allowed(
+        "elasticache-replication-group-only",
+        _add(*CACHE_NODE, {"engine": "redis", "replicationGroupId": "cache", "numCacheNodes": 1.0}),
+        branch="member-of-a-replication-group",
+    ),
+    Allowed(
+        "elasticache-replication-group-only",
+        _add(*CACHE_NODE, {"engine": "memcached", "numCacheNodes": 1.0}),
+        branch="memcached",
     ),
 ]

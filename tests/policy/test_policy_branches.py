@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from policy.pack import POLICIES
-from tests.policy.branch_cases import BRANCH_CASES, BranchCase
-from tests.policy.cases import insecure_plan
+from tests.policy.branch_cases import ALLOWED, BRANCH_CASES, Allowed, BranchCase
+from tests.policy.cases import Case, insecure_plan
 from tests.policy.support import BY_NAME, fix, violations
 
 
@@ -21,3 +21,9 @@ def test_each_branch_is_reported_exactly(case: BranchCase) -> None:
     policy = BY_NAME[case.policy]
     found = violations(policy, insecure_plan(case), stack=case.stack)
     assert found == [(fix(policy, case.detail), case.reported_urn())]
+
+
+@pytest.mark.parametrize("allowed", ALLOWED, ids=lambda a: a.id)
+def test_the_other_side_of_a_branch_is_not_reported(allowed: Allowed) -> None:
+    plan = insecure_plan(Case(allowed.policy, allowed.target, allowed.change, ""))
+    assert violations(BY_NAME[allowed.policy], plan) == []
