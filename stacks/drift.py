@@ -158,6 +158,8 @@ def detect(stack: str, work_dir: Path = REPO_ROOT) -> DriftReport:
         workspace_stack = auto.select_stack(stack_name=stack, work_dir=str(work_dir))
     except auto.errors.CommandError as exc:
         raise CannotRun(_cannot_run_reason(stack, str(exc))) from None
+    except auto.errors.InvalidVersionError as exc:  # the SDK's check of `pulumi version`
+        raise CannotRun(f"this Pulumi CLI does not suit the Automation API: {exc}") from None
 
     report = DriftReport(stack)
     errors: list[str] = []

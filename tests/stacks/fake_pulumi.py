@@ -13,6 +13,7 @@ FAKE_PULUMI_SCENARIO, and appends each argv to FAKE_PULUMI_LOG so tests can chec
 - no-stack:        `stack select` fails: the stack does not exist
 - no-backend:      `stack select` fails: no backend selected (the CLI falls back to Pulumi Cloud)
 - no-credentials:  refresh fails: the AWS provider finds no credentials
+- old-cli:         `pulumi version` reports a CLI older than the SDK's minimum (3.1.0)
 
 What makes it the current CLI, with where each piece comes from:
 
@@ -283,7 +284,7 @@ def main(argv: list[str]) -> int:
     argv = [arg for arg in argv if arg != "--non-interactive"]
     command = argv[0] if argv else ""
     if command == "version":
-        print(CLI_VERSION)
+        print("v3.0.0" if scenario == "old-cli" else CLI_VERSION)
         return 0
     if command == "stack" and argv[1:2] == ["select"]:
         if scenario == "no-stack":

@@ -142,6 +142,12 @@ def test_a_preview_failing_for_another_reason_is_exit_2_not_drift(fake_cli: Path
             "no state backend selected: set PULUMI_BACKEND_URL to the bootstrap's backendUrl (s3://...) "
             "or run pulumi login with it",
         ),
+        (
+            "old-cli",
+            "this Pulumi CLI does not suit the Automation API: Minimum version requirement failed. The"
+            " minimum CLI version requirement is 3.1.0, your current CLI version is 3.0.0. Please update"
+            " the Pulumi CLI.",
+        ),
     ],
 )
 def test_cannot_run_is_exit_2_with_one_line(
