@@ -8,7 +8,7 @@ Kinds are matched by the plan's type tokens for every served version of ``keda.s
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 from policy.core import Resource, as_dict, as_list, get, number, resource_policy
 from policy.workloads import object_ref
@@ -27,14 +27,14 @@ def secret_key_refs(value: Any, path: str = "spec") -> Iterator[str]:
     """Where ``value`` reads a Kubernetes Secret through ``valueFrom.secretKeyRef`` (e.g. the static
     access keys of ``awsSecretManager.credentials`` or ``azureKeyVault.credentials``)."""
     if isinstance(value, Mapping):
-        for key, child in value.items():
+        for key, child in cast(Mapping[str, Any], value).items():
             here = f"{path}.{key}"
             if key == "secretKeyRef" and child:
                 yield here
             else:
                 yield from secret_key_refs(child, here)
     elif isinstance(value, list):
-        for index, child in enumerate(value):
+        for index, child in enumerate(cast(list[Any], value)):
             yield from secret_key_refs(child, f"{path}.{index}")
 
 
