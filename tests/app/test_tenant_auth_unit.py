@@ -353,3 +353,48 @@ def test_token_bucket_refills_at_its_rate_up_to_its_burst(clock: Clock) -> None:
     clock.now += 100  # capped at the burst
     assert [bucket.take() for _ in range(4)] == [True, True, True, False]
     assert (LOOKUPS_PER_SECOND, LOOKUP_BURST) == (50.0, 100.0)
+
+
+def test_a_refreshed_row_moves_to_the_young_end_of_the_bounded_cache(
+    auth: TenantAuthenticator, directory: Directory, monkeypatch: pytest.MonkeyPatch, clock: Clock
+) -> None:
+    monkeypatch.setattr(tenant_auth, "MAX_ENTRIES", 2)
+    for name in ("t1", "t2", "t3"):
+        directory.add(name, "s3cret")
+    live(auth, clock)
+    run(auth.authenticate("t1", sign("s3cret", MESSAGE), MESSAGE))
+    clock.now += 1
+    run(auth.authenticate("t2", sign("s3cret", MESSAGE), MESSAGE))
+    clock.now += ROW_TTL_SECONDS - 0.5  # t1 expired, t2 not yet
+    live(auth, clock)
+    run(auth.authenticate("t1", sign("s3cret", MESSAGE), MESSAGE))  # refreshed: now the youngest
+    run(auth.authenticate("t3", sign("s3cret", MESSAGE), MESSAGE))  # evicts the oldest: t2, not t1
+    run(auth.authenticate("t1", sign("s3cret", MESSAGE), MESSAGE))
+    assert directory.gets == ["t1", "t2", "t1", "t3"]
+    run(auth.authenticate("t2", sign("s3cret", MESSAGE), MESSAGE))
+    assert directory.gets == ["t1", "t2", "t1", "t3", "t2"]
+
+
+def test_the_change_listener_is_wired_to_this_authenticators_caches(
+    clock: Clock, directory: Directory, store: Store
+) -> None:
+    def connect_kwargs() -> dict[str, Any]:
+        return {}
+
+    auth = TenantAuthenticator(
+        directory,  # type: ignore[arg-type]
+        store,  # type: ignore[arg-type]
+        secret_prefix=PREFIX,
+        connect_kwargs=connect_kwargs,
+    )
+    assert auth.listener._connect_kwargs is connect_kwargs
+    directory.add("acme", "s3cret")
+    live(auth, clock)
+    run(auth.authenticate("acme", sign("s3cret", MESSAGE), MESSAGE))
+    auth.listener._forget("acme")  # what a tenant's announcement calls
+    assert "old/acme" in store.invalidated
+    run(auth.authenticate("acme", sign("s3cret", MESSAGE), MESSAGE))
+    store.invalidated.clear()
+    auth.listener._forget_all()  # what a reconnect calls: anything may have been missed
+    assert "old/acme" in store.invalidated
+    assert directory.gets == ["acme", "acme"]
