@@ -35,6 +35,7 @@ from components.network_settings import NetworkSettings
 from components.platform_settings import PlatformSettings
 from components.registry_settings import RegistrySettings
 from components.settings import RuleViolation, Section
+from components.tracing_settings import PRODUCTION_SAMPLE_RATIO, TracingSettings
 from components.workloads.settings import AppSettings
 
 PROJECT = "ai-agents-platform"
@@ -87,6 +88,8 @@ class StackConfig(Section):
     """KEDA, which scales the workers on the queue length."""
     monitoring: MonitoringSettings = MonitoringSettings()
     """Prometheus, Grafana, alerts and CloudWatch alarms."""
+    tracing: TracingSettings = TracingSettings()
+    """OpenTelemetry Collector, trace sampling and export to AWS X-Ray."""
     cost: CostSettings = CostSettings()
     """Usage assumptions of the cost estimate in plan.md (the budget is a policy pack knob)."""
 
@@ -120,6 +123,12 @@ class StackConfig(Section):
             (self.monitoring.enabled, "monitoring.enabled", "must be true in production"),
             (self.app.api.min_replicas >= 2, "app.api.minReplicas", "must be at least 2 in production"),
             (self.app.worker.min_replicas >= 2, "app.worker.minReplicas", "must be at least 2 in production"),
+            (self.tracing.enabled, "tracing.enabled", "must be true in production"),
+            (
+                PRODUCTION_SAMPLE_RATIO[0] <= self.tracing.sample_ratio <= PRODUCTION_SAMPLE_RATIO[1],
+                "tracing.sampleRatio",
+                f"must be between {PRODUCTION_SAMPLE_RATIO[0]} and {PRODUCTION_SAMPLE_RATIO[1]} in production",
+            ),
         ]
         for holds, key, rule in rules:
             if not holds:

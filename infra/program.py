@@ -27,6 +27,7 @@ from components.network import Network, NetworkArgs
 from components.platform import CERT_MANAGER_NAMESPACE, Platform, PlatformArgs
 from components.registry import Registry, RegistryArgs
 from components.secrets import AppSecrets, AppSecretsArgs
+from components.tracing import Tracing, TracingArgs
 from components.workloads.component import Backends, Workloads, WorkloadsArgs
 from components.workloads.ingress import Ingressing
 from infra.config import REPO_ROOT, StackConfig, load_from_pulumi
@@ -204,6 +205,7 @@ def workloads_args(
     backends: Backends,
     vpc_cidr: str,
     keda: Keda,
+    tracing: Tracing | None = None,
 ) -> WorkloadsArgs:
     """The service's workloads, published through what ``platform`` installed."""
     return WorkloadsArgs(
@@ -217,6 +219,26 @@ def workloads_args(
         ingress=ingressing(config, platform),
         vpc_cidr=vpc_cidr,
         autoscaler_dependencies=keda.crd_dependencies,
+        tracing=tracing.export if tracing else None,
+    )
+
+
+def tracing_args(
+    config: StackConfig,
+    *,
+    provider: k8s.Provider,
+    oidc_provider_arn: pulumi.Input[str],
+    oidc_issuer: pulumi.Input[str],
+) -> TracingArgs:
+    """The collector on ``provider``, admitting the app's pods and (with monitoring) Prometheus."""
+    return TracingArgs(
+        settings=config.tracing,
+        provider=provider,
+        region=config.aws.region,
+        oidc_provider_arn=oidc_provider_arn,
+        oidc_issuer=oidc_issuer,
+        app_namespace=config.app.namespace,
+        scraper=(MONITORING_NAMESPACE, PROMETHEUS_POD_LABELS) if config.monitoring.enabled else None,
     )
 
 
@@ -349,6 +371,20 @@ def main() -> None:
         ),
         on_aws,
     )
+    tracing = (
+        Tracing(
+            f"{prefix}-tracing",
+            tracing_args(
+                config,
+                provider=cluster.provider,
+                oidc_provider_arn=cluster.oidc_provider_arn,
+                oidc_issuer=cluster.oidc_issuer,
+            ),
+            on_aws,
+        )
+        if config.tracing.enabled
+        else None
+    )
     images = Images(
         prefix,
         ImagesArgs(
@@ -381,6 +417,7 @@ def main() -> None:
             ),
             vpc_cidr=network.vpc_cidr,
             keda=keda,
+            tracing=tracing,
         ),
         on_aws,
     )

@@ -37,7 +37,8 @@ Validation happens before any resource is declared. A bad value stops `pulumi up
 `Pulumi.production.yaml: {PROJECT}:database.multiAz: must be true in production`. Unknown keys
 are errors. Defaults are the secure choice; production additionally requires: Multi-AZ, deletion
 protection, backups of 14+ days, a NAT gateway per AZ, the production ClusterIssuer, no registry
-force-delete, monitoring on, and at least 2 API and 2 worker replicas.
+force-delete, monitoring on, at least 2 API and 2 worker replicas, and tracing on with a sample ratio of
+0.01 to 0.05.
 
 **No secret belongs here.** Secret values live in AWS Secrets Manager (see `docs/runbook.md`); a
 `secure:` value in a stack file is rejected.

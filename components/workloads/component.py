@@ -19,6 +19,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.platform import restricted_namespace
+from components.tracing import TraceExport
 from components.workloads.contract import (
     API_PORT,
     COMPONENTS,
@@ -97,6 +98,8 @@ class WorkloadsArgs:
     vpc_cidr: str
     # The KEDA release: the worker's ScaledObject and TriggerAuthentication wait for its CRDs.
     autoscaler_dependencies: Sequence[pulumi.Resource]
+    # Where the pods send their spans (components/tracing.py); None: spans are not exported.
+    tracing: TraceExport | None = None
 
 
 def digest_of(image_ref: str) -> str:
@@ -155,6 +158,9 @@ def config_data(args: WorkloadsArgs) -> dict[str, pulumi.Input[str]]:
         "CORS_ORIGINS": ",".join(s.cors_origins),
         "WEBHOOK_MAX_BODY_BYTES": str(s.max_body_kib * 1024),
         "SECRETS_CACHE_TTL_SECONDS": str(SECRETS_CACHE_TTL_SECONDS),
+        # OpenTelemetry SDK settings (the service name is per container, pods.py).
+        "OTEL_RESOURCE_ATTRIBUTES": f"deployment.environment={args.environment}",
+        **(args.tracing.env() if args.tracing else {}),
     }
 
 
@@ -462,6 +468,7 @@ class Workloads(pulumi.ComponentResource):
             controller_namespace=args.ingress.controller_namespace,
             vpc_cidr=args.vpc_cidr,
             redis_port=args.backends.redis_port,
+            services_also_reach=[args.tracing.destination()] if args.tracing else [],
             controller_labels=args.ingress.controller_labels,
         )
         for plan in plans:

@@ -35,6 +35,12 @@ BROKER_QUEUE = "enhancements"
 BROKER_DATABASE = 0
 
 
+def service_name(component: Component) -> str:
+    """The OpenTelemetry ``service.name`` of a component's spans (``ai-agents-api``, ``ai-agents-worker``):
+    the same names as its Prometheus job."""
+    return f"{APP_NAME}-{component}"
+
+
 def selector_labels(component: Component) -> dict[str, str]:
     return {"app.kubernetes.io/name": APP_NAME, "app.kubernetes.io/component": component}
 

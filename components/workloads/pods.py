@@ -18,6 +18,7 @@ from components.workloads.contract import (
     RUN_AS,
     Component,
     selector_labels,
+    service_name,
 )
 
 # The worker's Celery task limits (the app's defaults, stated here because the pod's grace period
@@ -110,7 +111,11 @@ def pod_spec(plan: ContainerPlan, config_map: pulumi.Input[str]) -> k8s.core.v1.
         env_from=[
             k8s.core.v1.EnvFromSourceArgs(config_map_ref=k8s.core.v1.ConfigMapEnvSourceArgs(name=config_map))
         ],
-        env=[k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in (plan.extra_env or {}).items()] or None,
+        # The ConfigMap is shared by every component; the service name is each container's own.
+        env=[
+            k8s.core.v1.EnvVarArgs(name=k, value=v)
+            for k, v in {"OTEL_SERVICE_NAME": service_name(plan.component), **(plan.extra_env or {})}.items()
+        ],
         resources=RESOURCES[plan.component],
         security_context=container_security_context(),
         startup_probe=plan.startup_probe,
