@@ -178,7 +178,8 @@ def hpa_metrics(hpa: HpaSettings) -> list[k8s.autoscaling.v2.MetricSpecArgs]:
 
 
 class Workloads(pulumi.ComponentResource):
-    """Namespace, service accounts, ConfigMap, migrations Job, API and worker with HPA, PDB, policies."""
+    """Namespace (with its quota and limits), service accounts, ConfigMap, migrations Job, the API with its
+    HPA and the worker with its KEDA ScaledObject, PDBs, policies."""
 
     namespace: str
     config_map_name: pulumi.Output[str]
