@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from structlog.testing import capture_logs
 
 from app.clients.llm import Enhancement
 from app.db.models import AuthMode, NoteState
 from app.tenants import TenantInfo
+from app.worker import enhance
 from app.worker.enhance import _Claimed, _post_once
 from app.worker.note import find_marked_note, marker, render_note
 
@@ -111,3 +116,17 @@ def test_recovery_posts_when_no_note_carries_the_marker() -> None:
     assert _post_once(sdp, _claimed(), ENHANCEMENT, recovering=True) == "new-note"  # type: ignore[arg-type]
     assert sdp.listed == ["T-7"]
     assert sdp.added == [("T-7", render_note(ENHANCEMENT, KEY))]
+
+
+def test_posting_is_one_span_saying_whether_it_recovers(monkeypatch: pytest.MonkeyPatch) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(enhance, "_tracer", provider.get_tracer("test"))  # not the process-wide provider
+    for recovering in (False, True):
+        _post_once(_ServiceDesk([]), _claimed(), ENHANCEMENT, recovering=recovering)  # type: ignore[arg-type]
+    spans = exporter.get_finished_spans()
+    assert [(s.name, dict(s.attributes or {})) for s in spans] == [
+        ("post note", {"ai_agents.recovering": False}),
+        ("post note", {"ai_agents.recovering": True}),
+    ]
