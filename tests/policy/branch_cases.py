@@ -291,6 +291,22 @@ BRANCH_CASES: list[BranchCase] = [
         branch="cache-node-unwatched",
     ),
     BranchCase(
+        "data-store-alarms-in-production",
+        ("aws:cloudwatch/metricAlarm:MetricAlarm", "db-FreeStorageSpace"),
+        {"namespace": "AWS/EC2"},
+        "RDS instance db has no CloudWatch alarm with alarmActions on FreeStorageSpace.",
+        reported=RDS,
+        branch="alarm-in-another-namespace",
+    ),
+    BranchCase(
+        "data-store-alarms-in-production",
+        ("aws:cloudwatch/metricAlarm:MetricAlarm", "db-CPUUtilization"),
+        {"alarmActions": [""]},
+        "RDS instance db has no CloudWatch alarm with alarmActions on CPUUtilization.",
+        reported=RDS,
+        branch="alarm-without-a-real-action",
+    ),
+    BranchCase(
         "sns-topic-encrypted",
         TOPIC,
         {"kmsMasterKeyId": "arn:aws:kms:eu-west-1:123456789012:alias/aws/sns"},
