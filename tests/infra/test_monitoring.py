@@ -48,6 +48,7 @@ TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:ai-agents-test-alarms"
 TOPIC_KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
 SERVICE_MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
 PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
+SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 STORAGE_CLASS_TYPE = "kubernetes:storage.k8s.io/v1:StorageClass"
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
@@ -241,22 +242,48 @@ KSM_DEPLOYMENT_MATCHERS = re.compile(
 )
 
 
-def test_api_down_watches_the_rendered_api_deployment(stack: tuple[StackConfig, Captured]) -> None:
-    """ApiDown and ApiMetricsMissing name the namespace and Deployment the plan really creates."""
+# The alerts reading kube-state-metrics, by the component whose Deployment they watch.
+KSM_ALERTS = {
+    "api": ("ApiDown", "ApiMetricsMissing"),
+    "worker": ("WorkerDown", "WorkerMetricsMissing"),
+}
+
+
+@pytest.mark.parametrize("component", sorted(KSM_ALERTS))
+def test_down_alerts_watch_the_rendered_deployment(
+    component: str, stack: tuple[StackConfig, Captured]
+) -> None:
+    """ApiDown, WorkerDown and their metrics-missing twins name the namespace and Deployment the plan
+    really creates (the worker's is also the one KEDA scales)."""
     config, captured = stack
     rules = {
         rule["alert"]: rule["expr"]
         for group in captured.inputs(PROMETHEUS_RULE)["spec"]["groups"]
         for rule in group["rules"]
     }
-    api = next(
+    deployment = next(
         d["metadata"]
         for d in (captured.inputs(DEPLOYMENT, r.name) for r in captured.of_type(DEPLOYMENT))
-        if d["metadata"]["labels"]["app.kubernetes.io/component"] == "api"
+        if d["metadata"]["labels"]["app.kubernetes.io/component"] == component
     )
-    for alert in ("ApiDown", "ApiMetricsMissing"):
-        assert KSM_DEPLOYMENT_MATCHERS.findall(rules[alert]) == [(api["namespace"], api["name"])], alert
-    assert api["namespace"] == config.app.namespace
+    for alert in KSM_ALERTS[component]:
+        assert KSM_DEPLOYMENT_MATCHERS.findall(rules[alert]) == [
+            (deployment["namespace"], deployment["name"])
+        ], alert
+    assert deployment["namespace"] == config.app.namespace
+
+
+def test_worker_down_is_never_a_scaling_decision(stack: tuple[StackConfig, Captured]) -> None:
+    """WorkerDown fires on zero available workers: KEDA must never scale the worker to zero."""
+    _, captured = stack
+    worker = next(
+        d["metadata"]["name"]
+        for d in (captured.inputs(DEPLOYMENT, r.name) for r in captured.of_type(DEPLOYMENT))
+        if d["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"
+    )
+    (scaled,) = [captured.inputs(SCALED_OBJECT, r.name) for r in captured.of_type(SCALED_OBJECT)]
+    assert scaled["spec"]["scaleTargetRef"]["name"] == worker
+    assert scaled["spec"]["minReplicaCount"] >= 1
 
 
 def test_rules_follow_the_application_namespace() -> None:
@@ -265,7 +292,8 @@ def test_rules_follow_the_application_namespace() -> None:
         rule["expr"] for group in load_rules(app_namespace="tickets")["groups"] for rule in group["rules"]
     )
     assert f'namespace="{RULES_NAMESPACE}"' not in exprs
-    assert exprs.count('namespace="tickets"') == 2  # ApiDown's and ApiMetricsMissing's
+    # ApiDown's, ApiMetricsMissing's, WorkerDown's and WorkerMetricsMissing's
+    assert exprs.count('namespace="tickets"') == 4
 
 
 def test_prometheus_alone_may_reach_the_metrics_ports(stack: tuple[StackConfig, Captured]) -> None:

@@ -34,6 +34,8 @@ RUNBOOK_PREFIX = "https://github.com/ai-agents-platform/ai-agents-platform/blob/
 REQUIRED_ALERTS = {
     "ApiDown",
     "ApiMetricsMissing",
+    "WorkerDown",
+    "WorkerMetricsMissing",
     "ApiHighErrorRate",
     "QueueBacklog",
     "DatabaseConnectionFailures",
@@ -142,20 +144,36 @@ def test_promtool_unit_tests_pass() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@needs_promtool
-def test_promtool_unit_tests_can_fail(tmp_path: Path) -> None:
-    """The same tests against rules with the API-down window doubled: the firing case must fail."""
-    broken = RULES_FILE.read_text(encoding="utf-8").replace(
+# Rules changed in ways the unit tests must catch: (original, broken, the alert whose case fails).
+BROKEN_RULES = {
+    # The API-down window doubled: the firing case at 5 minutes must fail.
+    "api-down-later": (
         'deployment="api"}) == 0\n        for: 2m',
         'deployment="api"}) == 0\n        for: 4m',
-    )
-    assert broken != RULES_FILE.read_text(encoding="utf-8")
-    (tmp_path / "rules.yaml").write_text(broken, encoding="utf-8")
+        "ApiDown",
+    ),
+    # WorkerDown back on the scrape: ready workers nobody scrapes would page as down.
+    "worker-down-on-up": (
+        'expr: sum(kube_deployment_status_replicas_available{namespace="ai-agents", deployment="worker"}) == 0',
+        'expr: absent(up{job="ai-agents-worker"} == 1)',
+        "WorkerDown",
+    ),
+}
+
+
+@needs_promtool
+@pytest.mark.parametrize("change", sorted(BROKEN_RULES))
+def test_promtool_unit_tests_can_fail(change: str, tmp_path: Path) -> None:
+    """The same tests against a broken copy of the rules: the case that pins the change must fail."""
+    original, replacement, alert = BROKEN_RULES[change]
+    text = RULES_FILE.read_text(encoding="utf-8")
+    assert text.count(original) == 1
+    (tmp_path / "rules.yaml").write_text(text.replace(original, replacement), encoding="utf-8")
     tests = yaml.safe_load(RULES_TEST.read_text(encoding="utf-8"))
     tests["rule_files"] = ["rules.yaml"]
     (tmp_path / "test.yaml").write_text(yaml.safe_dump(tests), encoding="utf-8")
     result = promtool("test", "rules", str(tmp_path / "test.yaml"))
-    assert result.returncode != 0 and "ApiDown" in result.stdout + result.stderr
+    assert result.returncode != 0 and f"alertname: {alert}" in result.stdout + result.stderr
 
 
 def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
