@@ -268,6 +268,18 @@ def test_docs_are_expected_served_unless_the_stack_does_not_publish_them() -> No
     assert status == FAIL and "does not publish" in detail
 
 
+def test_the_json_404_is_probed_where_the_edge_routes_to_the_api() -> None:
+    """Only /api, /health and /webhook reach the API through the edge; elsewhere Envoy answers a bare
+    404 itself. The probe must land on the API to say anything about its error format."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.startswith(("/api/", "/health", "/webhook")):
+            return httpx.Response(404, json={"detail": "Not Found"})
+        return httpx.Response(404)
+
+    assert _one(Options("https://api.example.com"), httpx.MockTransport(handler), "not-found")[0] == PASS
+
+
 def test_no_expect_docs_on_the_command_line() -> None:
     assert parse_args(["--base-url", "https://x.example", "--no-expect-docs"]).expect_docs is False
     assert parse_args(["--base-url", "https://x.example"]).expect_docs is True
