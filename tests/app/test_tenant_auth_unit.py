@@ -91,7 +91,7 @@ class Directory:
         return self.secrets[tenant.id]
 
     def webhook_secrets_age(self, tenant: TenantInfo) -> float | None:
-        return self.age
+        return self.age if tenant.id in self.cached else None
 
 
 @pytest.fixture
