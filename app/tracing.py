@@ -53,7 +53,7 @@ EXCLUDED_URLS = "/health,/metrics,/api/v1/ready"
 
 _lock = threading.Lock()
 _provider: TracerProvider | None = None
-_pid: int | None = None
+_configured = False
 
 
 def _truthy(name: str) -> bool:
@@ -102,15 +102,16 @@ def _exporters() -> list[SpanExporter]:
 
 
 def setup(default_service_name: str) -> TracerProvider | None:
-    """The process's tracer provider, made once per process (a forked child makes its own) and
-    installed as the global one. None when `OTEL_SDK_DISABLED=true`."""
-    global _provider, _pid  # noqa: PLW0603 - one provider per process is the point
+    """The process's tracer provider, made once and installed as the global one; None when
+    `OTEL_SDK_DISABLED=true`. A forked child (a prefork pool's) keeps its parent's: the SDK restarts the
+    batch processor's export thread in the child (an at-fork hook), and a global provider cannot be
+    replaced anyway."""
+    global _provider, _configured  # noqa: PLW0603 - one provider per process is the point
     with _lock:
-        if _pid == os.getpid():
+        if _configured:
             return _provider
-        _pid = os.getpid()
+        _configured = True
         if _truthy("OTEL_SDK_DISABLED"):
-            _provider = None
             return None
         provider = TracerProvider(resource=_resource(default_service_name))  # sampler from OTEL_TRACES_*
         for exporter in _exporters():
@@ -140,7 +141,7 @@ def instrument_engine(engine: Engine) -> None:
     imports sqlalchemy.ext.asyncio, which needs greenlet, an extra this service does not install). The
     engine tracer uses only the engine's cursor and pool events, which 2.1 kept;
     tests/app/test_tracing.py asserts its spans arrive (docs/decisions.md)."""
-    provider = _provider if _pid == os.getpid() else None
+    provider = _provider
     if provider is None:
         return
     from opentelemetry.instrumentation.sqlalchemy import __version__ as version
@@ -156,7 +157,7 @@ def instrument_engine(engine: Engine) -> None:
 
 def instrument_api(app: Any) -> None:
     """The server span of every request but health checks and scrapes; no receive/send sub-spans."""
-    provider = _provider if _pid == os.getpid() else None
+    provider = _provider
     if provider is None:
         return
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -169,7 +170,7 @@ def instrument_api(app: Any) -> None:
 def shutdown() -> None:
     """Export what is buffered (bounded by the batch processor's export timeout), then stop."""
     with _lock:
-        if _provider is not None and _pid == os.getpid():
+        if _provider is not None:
             _provider.shutdown()
 
 

@@ -27,9 +27,9 @@ _sweeper: list[Sweeper] = []
 @worker_init.connect
 @worker_process_init.connect
 def _start_tracing(**_: Any) -> None:
-    # The threads pool (the deployed one) runs tasks in this process: worker_init sets it up. Under
-    # prefork each child sets up its own after the fork (worker_process_init): the parent's exporter
-    # thread does not survive a fork. Set up once per process either way.
+    # worker_init: the main process, which runs the tasks under the threads pool (the deployed one)
+    # and the sweeper. A prefork child inherits it (worker_process_init is then a no-op); the child
+    # exports what it buffered when it exits (worker_process_shutdown).
     tracing.setup(tracing.WORKER_SERVICE)
 
 
