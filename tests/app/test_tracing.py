@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -140,8 +140,8 @@ def _ancestry(span: ReceivedSpan, by_id: dict[str, ReceivedSpan]) -> list[Receiv
     return chain
 
 
-def _one(spans: list[ReceivedSpan], what: str, match: object) -> ReceivedSpan:
-    found = [s for s in spans if match(s)]  # type: ignore[operator]
+def _one(spans: list[ReceivedSpan], what: str, match: Callable[[ReceivedSpan], bool]) -> ReceivedSpan:
+    found = [s for s in spans if match(s)]
     assert found, f"no {what} span in {[(s.service, s.kind, s.name) for s in spans]}"
     return found[0]
 
