@@ -307,6 +307,14 @@ BRANCH_CASES: list[BranchCase] = [
         branch="alarm-without-a-real-action",
     ),
     BranchCase(
+        "data-store-alarms-in-production",
+        ("aws:cloudwatch/metricAlarm:MetricAlarm", "db-DatabaseConnections"),
+        {"dimensions": {"DBInstanceIdentifier": ["db"]}},
+        "RDS instance db has no CloudWatch alarm with alarmActions on DatabaseConnections.",
+        reported=RDS,
+        branch="alarm-dimension-not-a-name",
+    ),
+    BranchCase(
         "sns-topic-encrypted",
         TOPIC,
         {"kmsMasterKeyId": "arn:aws:kms:eu-west-1:123456789012:alias/aws/sns"},
