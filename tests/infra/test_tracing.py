@@ -26,6 +26,7 @@ from components.tracing import (
 )
 from components.workloads.contract import selector_labels
 from infra.config import ConfigError, StackConfig, load_stack_file, parse_stack_config, read_stack_file
+from stacks.plan import capture_program
 from tests.infra.checks import as_list, statements
 from tests.infra.harness import Captured, run_stack
 from tests.infra.k8s_fixtures import CONFIG_MAP, DEPLOYMENT, NETWORK_POLICY, PDB, SERVICE
@@ -157,6 +158,10 @@ def test_stack_sample_ratio_reaches_the_tail_sampler(stack: tuple[StackConfig, C
         "type": "status_code",
         "status_code": {"status_codes": ["ERROR"]},
     }
+    assert (
+        collector["processors"]["tail_sampling"]["decision_wait"]
+        == f"{config.tracing.decision_wait_seconds}s"
+    )
     sampled = collector["service"]["pipelines"]["traces/sampled"]
     assert "tail_sampling" in sampled["processors"] and sampled["exporters"] == ["awsxray"]
     assert collector["exporters"]["awsxray"]["region"] == config.aws.region
@@ -268,3 +273,16 @@ def test_staging_may_sample_more_than_production() -> None:
     assert (
         json.dumps(parse_stack_config(_production_with(sampleRatio=0.01), "x").tracing.sample_ratio) == "0.01"
     )
+
+
+def test_a_stack_without_tracing_exports_nothing_and_opens_no_egress() -> None:
+    values = {**read_stack_file("staging"), "ai-agents-platform:tracing": {"enabled": False}}
+    config = parse_stack_config(values, "Pulumi.staging.yaml")
+    captured = Captured(capture_program("staging", values, config).registrations)
+    assert captured.of_type(TRACING) == []
+    data = captured.inputs(CONFIG_MAP, "ai-agents-staging-config")["data"]
+    # No endpoint: the SDK still makes trace ids for the logs but exports nothing.
+    assert not any(key.startswith("OTEL_EXPORTER") or key == "OTEL_TRACES_SAMPLER" for key in data)
+    assert data["OTEL_RESOURCE_ATTRIBUTES"] == "deployment.environment=staging"
+    egress = _policies_in(captured, config.app.namespace)["api-egress"]["egress"]
+    assert not any(_peer(NAMESPACE, POD_LABELS) in rule["to"] for rule in egress)
