@@ -1,6 +1,7 @@
 """Draining a burst: N jobs queued at once, workers scaled by KEDA on the queue's length vs by CPU.
 
     python -m bench.drain [--quick] [--jobs N] [--stack production] [--startup S] [--job-seconds S]
+                          [--recorded] [--figure PATH]
 
 A model, not a measurement of a cluster: a step simulation (0.5 s steps) of the worker Deployment under
 each autoscaler, fed with the worker's throughput measured by bench/worker.py (results/worker.json,
@@ -24,11 +25,21 @@ app.queueScaling).
 
 Baseline in the same run: the CPU HPA's drain time; the ratio is KEDA's drain time over it.
 Writes results/drain.json and results/drain.png (backlog and replicas over time for both).
+
+The figure docs/observability.md shows is committed (docs/images/drain.svg): drawn from the recorded
+run's worker figures (`--recorded`, not this machine's results/worker.json) at the default burst and
+stack, with no date and fixed SVG ids, so redrawing it gives the same bytes:
+
+    python -m bench.drain --recorded --figure docs/images/drain.svg
+
+tests/bench/test_drain.py fails when the committed figure is not what that command draws now (after a
+change to the model or to the production stack's worker bounds).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 from collections.abc import Callable
@@ -50,6 +61,13 @@ WORKER_CPU_REQUEST_CORES = 1.0
 # The recorded `make bench` run (docs/performance.md, 2026-11-29): 256 jobs through one worker at
 # concurrency 32 in 19.9 s = 12.86 jobs/s, 26.8 ms of CPU per job; fake LLM 2 s.
 RECORDED_WORKER = {"concurrency": 32, "throughput_jobs_per_s": 12.86, "worker_cpu_ms_per_job": 26.8}
+# The burst docs/observability.md's figure shows (also the command line's defaults), and where it lives.
+DEFAULT_JOBS = 5000
+DEFAULT_STACK = "production"
+DEFAULT_STARTUP_S = 30.0
+DOCS_FIGURE = ROOT / "docs" / "images" / "drain.svg"
+# SVG element ids are hashes salted with this (matplotlib's default salt is random per process).
+SVG_HASH_SALT = "bench.drain"
 
 
 @dataclass(frozen=True)
@@ -187,10 +205,13 @@ def cpu_run(jobs: int, worker: Worker, scaling: Scaling) -> Run:
     return simulate("CPU HPA", jobs, worker, scaling, wish, HPA_SYNC_S)
 
 
-def measured_worker(concurrency: int, job_seconds: float | None) -> tuple[Worker, str]:
-    """The per-thread job time and CPU from results/worker.json, or from the recorded run."""
+def measured_worker(
+    concurrency: int, job_seconds: float | None, recorded: bool = False
+) -> tuple[Worker, str]:
+    """The per-thread job time and CPU from results/worker.json, or from the recorded run (always
+    with ``recorded``: the same figures on every machine)."""
     path = results_dir() / "worker.json"
-    if path.exists():
+    if path.exists() and not recorded:
         data: dict[str, Any] = json.loads(path.read_text())
         source = f"measured: {path.name}"
     else:
@@ -219,48 +240,120 @@ def stack_scaling(stack: str, startup_s: float) -> tuple[Scaling, int]:
     return scaling, app.get("workerConcurrency", 16)
 
 
-def plot(runs: list[Run], jobs: int, path: Path) -> None:
+@dataclass(frozen=True)
+class Model:
+    """One burst drained under both autoscalers, with what it was computed from."""
+
+    jobs: int
+    stack: str
+    scaling: Scaling
+    worker: Worker
+    worker_source: str
+    keda: Run
+    cpu: Run
+
+    @property
+    def title(self) -> str:
+        return (
+            f"draining a burst of {self.jobs} jobs: {self.stack} bounds "
+            f"{self.scaling.min_replicas}-{self.scaling.max_replicas} workers x {self.worker.concurrency} "
+            f"threads, {self.worker.job_seconds:.2f} s per job"
+        )
+
+    def fingerprint(self) -> str:
+        """A digest of the inputs and every sample of both runs: what the figure is drawn from."""
+        data: dict[str, Any] = {
+            "jobs": self.jobs,
+            "worker": asdict(self.worker),
+            "scaling": asdict(self.scaling),
+            "runs": [asdict(run) for run in (self.keda, self.cpu)],
+        }
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def model(
+    jobs: int = DEFAULT_JOBS,
+    stack: str = DEFAULT_STACK,
+    startup_s: float = DEFAULT_STARTUP_S,
+    job_seconds: float | None = None,
+    recorded: bool = False,
+) -> Model:
+    scaling, concurrency = stack_scaling(stack, startup_s)
+    worker, source = measured_worker(concurrency, job_seconds, recorded)
+    return Model(
+        jobs, stack, scaling, worker, source, keda_run(jobs, worker, scaling), cpu_run(jobs, worker, scaling)
+    )
+
+
+def docs_model() -> Model:
+    """The burst docs/observability.md's figure shows: the defaults, the recorded worker figures."""
+    return model(recorded=True)
+
+
+def plot(result: Model, path: Path) -> None:
+    """Backlog and ready workers over time for both runs; PNG or SVG by the path's suffix, with no
+    date or random ids in the file, so the same model always gives the same bytes."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True, height_ratios=[2, 1])
-    for run in runs:
-        minutes = [s.t / 60 for s in run.samples]
-        (line,) = top.plot(
-            minutes, [s.backlog for s in run.samples], label=f"{run.name}: {run.drain_s / 60:.1f} min"
+    with plt.rc_context({"svg.hashsalt": SVG_HASH_SALT}):
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True, height_ratios=[2, 1])
+        for run in (result.keda, result.cpu):
+            minutes = [s.t / 60 for s in run.samples]
+            (line,) = top.plot(
+                minutes, [s.backlog for s in run.samples], label=f"{run.name}: {run.drain_s / 60:.1f} min"
+            )
+            bottom.step(
+                minutes, [s.ready for s in run.samples], where="post", color=line.get_color(), label=run.name
+            )
+        top.set_ylabel("jobs not finished")
+        top.set_title(result.title, fontsize=10)
+        top.set_ylim(bottom=0)
+        top.legend(fontsize=8)
+        bottom.set_ylabel("ready workers")
+        bottom.set_xlabel("minutes after the burst")
+        bottom.set_ylim(bottom=0)
+        bottom.yaxis.set_major_locator(MaxNLocator(integer=True))
+        fig.tight_layout()
+        description = f"bench.drain model sha256:{result.fingerprint()} ({result.worker_source})"
+        metadata: dict[str, str | None] = (
+            {"Date": None, "Description": description}
+            if path.suffix == ".svg"
+            else {"Software": None, "Description": description}
         )
-        bottom.step(
-            minutes, [s.ready for s in run.samples], where="post", color=line.get_color(), label=run.name
-        )
-    top.set_ylabel("jobs not finished")
-    top.set_title(f"draining a burst of {jobs} jobs")
-    top.set_ylim(bottom=0)
-    top.legend(fontsize=8)
-    bottom.set_ylabel("ready workers")
-    bottom.set_xlabel("minutes after the burst")
-    bottom.set_ylim(bottom=0)
-    bottom.yaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+        fig.savefig(path, dpi=100, metadata=metadata)
+        plt.close(fig)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small burst (for make test)")
-    parser.add_argument("--jobs", type=int, default=5000)
-    parser.add_argument("--stack", default="production")
-    parser.add_argument("--startup", type=float, default=30.0, help="seconds before a new pod takes work")
+    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS)
+    parser.add_argument("--stack", default=DEFAULT_STACK)
+    parser.add_argument(
+        "--startup", type=float, default=DEFAULT_STARTUP_S, help="seconds before a new pod takes work"
+    )
     parser.add_argument("--job-seconds", type=float, default=None, help="override the measured time per job")
+    parser.add_argument(
+        "--recorded",
+        action="store_true",
+        help="the recorded run's worker figures, not results/worker.json (the committed figure's inputs)",
+    )
+    parser.add_argument(
+        "--figure",
+        type=Path,
+        default=None,
+        help=f"also draw the figure here, .svg or .png (the docs' one: {DOCS_FIGURE.relative_to(ROOT)})",
+    )
     args = parser.parse_args()
     jobs = 500 if args.quick else args.jobs
 
-    scaling, concurrency = stack_scaling(args.stack, args.startup)
-    worker, source = measured_worker(concurrency, args.job_seconds)
-    keda, cpu = keda_run(jobs, worker, scaling), cpu_run(jobs, worker, scaling)
+    result_model = model(jobs, args.stack, args.startup, args.job_seconds, args.recorded)
+    scaling, worker, source = result_model.scaling, result_model.worker, result_model.worker_source
+    concurrency, keda, cpu = worker.concurrency, result_model.keda, result_model.cpu
     ratio = keda.drain_s / cpu.drain_s
     busy_cpu = cpu_utilisation_percent(worker.concurrency, 1, worker)
     at_max = replace(scaling, min_replicas=scaling.max_replicas)
@@ -294,7 +387,11 @@ def main() -> None:
     )
     png = results_dir() / "drain.png"
     png.parent.mkdir(parents=True, exist_ok=True)
-    plot([keda, cpu], jobs, png)
+    plot(result_model, png)
+    if args.figure is not None:
+        args.figure.parent.mkdir(parents=True, exist_ok=True)
+        plot(result_model, args.figure)
+        print(f"drew {args.figure}")
     result = {
         "jobs": jobs,
         "stack": args.stack,

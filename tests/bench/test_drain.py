@@ -1,18 +1,27 @@
-"""The drain model's arithmetic (bench/drain.py), against cases worked out by hand: no timing."""
+"""The drain model's arithmetic (bench/drain.py), against cases worked out by hand: no timing. And the
+figure docs/observability.md shows: committed, and what the bench draws now from the recorded inputs."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
+from pathlib import Path
 
+import matplotlib
+
+from bench._common import ROOT
 from bench.drain import (
+    DOCS_FIGURE,
     WORKER_CPU_REQUEST_CORES,
     Scaling,
     Worker,
     cpu_replicas,
     cpu_run,
     cpu_utilisation_percent,
+    docs_model,
     keda_queue_replicas,
     keda_run,
+    plot,
     scale_up_limit,
     stack_scaling,
 )
@@ -77,3 +86,38 @@ def test_the_model_reads_the_stack_and_the_worker_pod_request() -> None:
     request = POD_RESOURCES["worker"].cpu
     cores = int(request[:-1]) / 1000 if request.endswith("m") else float(request)
     assert cores == WORKER_CPU_REQUEST_CORES
+
+
+REGENERATE = "redraw it: python -m bench.drain --recorded --figure docs/images/drain.svg"
+
+
+def test_the_docs_show_the_committed_figure() -> None:
+    assert DOCS_FIGURE.is_file(), REGENERATE
+    for doc in ("observability.md", "performance.md"):
+        text = (ROOT / "docs" / doc).read_text(encoding="utf-8")
+        assert f"](images/{DOCS_FIGURE.name})" in text, doc
+    assert "bench/results/drain.png)" not in (ROOT / "docs" / "observability.md").read_text(encoding="utf-8")
+
+
+def test_the_committed_figure_is_what_the_bench_draws_now(tmp_path: Path) -> None:
+    """The figure records a digest of the model it was drawn from (inputs and every sample): it must be
+    the model the bench computes now, at the production stack's current bounds. Drawn by the same
+    matplotlib release, the bytes must match too (another release draws the same data differently)."""
+    committed = DOCS_FIGURE.read_text(encoding="utf-8")
+    expected = docs_model()
+    assert expected.worker_source.startswith("recorded run")
+    digest = re.search(r"bench\.drain model sha256:([0-9a-f]{64})", committed)
+    assert digest is not None and digest[1] == expected.fingerprint(), REGENERATE
+    drawn_by = re.search(r"<dc:title>Matplotlib v([^,<]+),", committed)
+    assert drawn_by is not None
+    if drawn_by[1] == matplotlib.__version__:
+        plot(expected, tmp_path / DOCS_FIGURE.name)
+        assert (tmp_path / DOCS_FIGURE.name).read_bytes() == DOCS_FIGURE.read_bytes(), REGENERATE
+
+
+def test_the_figure_digest_covers_the_samples() -> None:
+    """A different burst, or the same burst at other bounds, gives another digest."""
+    model = docs_model()
+    assert replace(model, jobs=model.jobs + 1).fingerprint() != model.fingerprint()
+    slower = replace(model.keda, samples=model.keda.samples[:-1])
+    assert replace(model, keda=slower).fingerprint() != model.fingerprint()
