@@ -10,7 +10,6 @@ import signal
 import ssl
 import subprocess
 import sys
-import tempfile
 import threading
 import uuid
 import warnings
@@ -38,9 +37,10 @@ HTTP_ONLY = [arg for check in TLS_CHECKS for arg in ("--allow-skip", check)]
 
 
 @pytest.fixture(scope="module")
-def local_run() -> Iterator[dict[str, Any]]:
-    """`python -m harness.localrun` as `make run` starts it (a free port instead of 8000)."""
-    directory = Path(tempfile.mkdtemp(prefix="localrun-"))
+def local_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """`python -m harness.localrun` as `make run` starts it (a free port instead of 8000). Its output
+    stays under pytest's temporary directory, which pytest prunes (not in /tmp for good)."""
+    directory = tmp_path_factory.mktemp("localrun")
     ready_file = directory / "ready.json"
     out = (directory / "stdout").open("wb")
     process = subprocess.Popen(
