@@ -1,7 +1,9 @@
 """What an image build does, reproduced without a Docker engine.
 
 - `Dockerfile`: one parsed Dockerfile (dockerfile-parse) with the facts the tests check.
-- `dockerignore_excludes` / `copy_build_context`: the build context as Docker would send it.
+- `dockerignore_excludes` / `copy_build_context`: the build context as Docker would send it (docker-py's
+  .dockerignore matcher).
+- `build_wheelhouse`: wheels for the build stage's pip when it runs offline (tests/containers/executor.py).
 - `build_project_wheel`: `pip wheel` of that context (what the build stage does).
 - `wheelhouse_from_installed`: wheels of the run-time dependency closure, re-packed from the
   distributions already installed in this virtualenv, so a fresh venv can be populated with
@@ -12,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import csv
-import fnmatch
 import hashlib
 import io
 import json
@@ -20,15 +21,19 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import metadata
 from pathlib import Path
 
+from docker.utils.build import PatternMatcher
 from dockerfile_parse import DockerfileParser
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from tests.containers.executor import context_files, dockerignore_patterns
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER_DIR = REPO / "app" / "docker"
@@ -112,70 +117,20 @@ def dockerfile(image: str) -> Dockerfile:
 # --- build context ---------------------------------------------------------------------------------
 
 
-def _dockerignore_patterns(root: Path) -> list[tuple[bool, str]]:
-    patterns: list[tuple[bool, str]] = []
-    for raw in (root / ".dockerignore").read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        negate = line.startswith("!")
-        pattern = line.removeprefix("!").strip().strip("/")
-        patterns.append((negate, pattern))
-    return patterns
-
-
-def _pattern_regex(pattern: str) -> re.Pattern[str]:
-    """Docker's pattern syntax (Go filepath.Match plus `**`) as a regex over slash-separated paths."""
-    out = ""
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out += "(?:.*/)?"
-            i += 3
-        elif pattern.startswith("**", i):
-            out += ".*"
-            i += 2
-        elif pattern[i] == "*":
-            out += "[^/]*"
-            i += 1
-        elif pattern[i] == "?":
-            out += "[^/]"
-            i += 1
-        elif pattern[i] == "[":
-            end = pattern.index("]", i)
-            out += fnmatch.translate(pattern[i : end + 1])[4:-3]
-            i = end + 1
-        else:
-            out += re.escape(pattern[i])
-            i += 1
-    return re.compile(out + r"\Z")
-
-
 def dockerignore_excludes(relative: str, root: Path = REPO) -> bool:
     """True when Docker leaves `relative` (posix, from the context root) out of the build context.
 
-    As Docker does: patterns apply in order, the last match wins, `!` re-includes, and a pattern that
-    matches a parent directory matches everything below it.
+    docker-py's matcher (Docker's Python SDK, what it sends to the engine): patterns apply in order, the
+    last match wins, `!` re-includes, a pattern matching a directory matches everything below it.
     """
-    parts = relative.split("/")
-    prefixes = ["/".join(parts[: n + 1]) for n in range(len(parts))]
-    excluded = False
-    for negate, pattern in _dockerignore_patterns(root):
-        regex = _pattern_regex(pattern)
-        if any(regex.match(prefix) for prefix in prefixes):
-            excluded = not negate
-    return excluded
+    return PatternMatcher(dockerignore_patterns(root)).matches(relative)
 
 
 def copy_build_context(destination: Path, root: Path = REPO) -> list[str]:
     """Copy the files Docker would send (after .dockerignore) into `destination`; return their paths."""
     copied: list[str] = []
-    for path in sorted(root.rglob("*")):
-        if not path.is_file():
-            continue
-        relative = path.relative_to(root).as_posix()
-        if relative.startswith((".git/", ".venv/", ".tools/")) or dockerignore_excludes(relative, root):
-            continue
+    for relative in context_files(root):
+        path = root / relative
         target = destination / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, target)
@@ -266,3 +221,12 @@ def repack_installed(name: str, wheel_dir: Path) -> Path:
 def wheelhouse_from_installed(wheel_dir: Path, project: str = PROJECT) -> list[Path]:
     wheel_dir.mkdir(parents=True, exist_ok=True)
     return [repack_installed(name, wheel_dir) for name in sorted(runtime_closure(project))]
+
+
+def build_wheelhouse(wheel_dir: Path) -> Path:
+    """What the build stage's pip needs, offline: the run-time closure and pyproject's build backend."""
+    wheelhouse_from_installed(wheel_dir)
+    build_requires = tomllib.loads((REPO / "pyproject.toml").read_text())["build-system"]["requires"]
+    for requirement in build_requires:
+        repack_installed(Requirement(requirement).name, wheel_dir)
+    return wheel_dir
