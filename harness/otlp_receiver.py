@@ -40,11 +40,13 @@ class ReceivedSpan:
     events: list[tuple[str, dict[str, Any]]]
     resource: dict[str, Any]
     status_code: int
+    status_message: str
     scope: str
 
     def strings(self) -> Iterable[str]:
         """Every value this span carries, as text: attributes, events, resource, status."""
         yield self.name
+        yield self.status_message
         for values in (self.attributes, self.resource, *(attrs for _, attrs in self.events)):
             for key, value in values.items():
                 yield key
@@ -85,6 +87,7 @@ def decode(body: bytes) -> list[ReceivedSpan]:
                         events=[(event.name, _attributes(event.attributes)) for event in span.events],
                         resource=resource,
                         status_code=span.status.code,
+                        status_message=span.status.message,
                         scope=scope_spans.scope.name,
                     )
                 )
