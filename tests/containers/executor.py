@@ -383,7 +383,7 @@ class Build:
     def _declared(self, step: Step, args: Mapping[str, str], env: Mapping[str, str]) -> dict[str, str]:
         declared: dict[str, str] = {}
         for word in WordSplitter(step.value).split(dequote=False):
-            name, has_default, default = word.partition("=")
+            name, has_default, default = str(word).partition("=")
             if name in self.build_args:
                 declared[name] = self.build_args[name]
             elif has_default:
@@ -396,7 +396,7 @@ class Build:
         if UNSUPPORTED_EXPANSION.search(text):
             raise BuildError(f"{step.where(self.dockerfile)}: ${{VAR:modifier}} expansion is not supported")
         # Docker's order: the stage's ENV wins over its ARGs.
-        return list(WordSplitter(text, args={**args, **env}, envs={}).split())
+        return [str(word) for word in WordSplitter(text, args={**args, **env}, envs={}).split()]
 
     def build(self, target: str | None = None) -> Image:
         """Build up to `target` (a stage name; default the last stage) and return its image."""

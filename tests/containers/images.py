@@ -123,7 +123,9 @@ def dockerignore_excludes(relative: str, root: Path = REPO) -> bool:
     docker-py's matcher (Docker's Python SDK, what it sends to the engine): patterns apply in order, the
     last match wins, `!` re-includes, a pattern matching a directory matches everything below it.
     """
-    return PatternMatcher(dockerignore_patterns(root)).matches(relative)
+    # docker-py annotates `filepath` as a PathLike but calls str methods on it: it takes the posix str.
+    matcher = PatternMatcher(dockerignore_patterns(root))
+    return bool(matcher.matches(relative))  # pyright: ignore[reportArgumentType]
 
 
 def copy_build_context(destination: Path, root: Path = REPO) -> list[str]:

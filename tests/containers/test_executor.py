@@ -56,6 +56,7 @@ def test_a_source_dockerignore_keeps_out_is_not_found(tmp_path: Path) -> None:
         Build(API, REPO, tmp_path, text=text).build(target="build")
 
 
+@pytest.mark.timeout(600)  # the step's `pip wheel` runs for real before the misspelt install fails
 def test_a_misspelt_wheel_file_name_fails_the_run_step(tmp_path: Path) -> None:
     """The build stage's RUN really runs: pip cannot find the misspelt wheel, the step exits non-zero."""
     text = _mutated("/wheels/ai_agents_platform-*.whl", "/wheels/ai_agent_platform-*.whl")

@@ -55,9 +55,13 @@ OPT_OUT_VARIABLE = "IMAGE_RUN_TESTS"
 MISSING = sandbox_problem()
 OPTED_OUT = os.environ.get(OPT_OUT_VARIABLE) == "skip"
 # Opted out: skipped before any server starts. Not opted out: `images` fails every test with the reason.
-pytestmark = pytest.mark.skipif(
-    MISSING is not None and OPTED_OUT, reason=f"opted out ({OPT_OUT_VARIABLE}=skip): {MISSING}"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        MISSING is not None and OPTED_OUT, reason=f"opted out ({OPT_OUT_VARIABLE}=skip): {MISSING}"
+    ),
+    # The first test also builds the three images (the build stage's pip: minutes on a busy machine).
+    pytest.mark.timeout(900),
+]
 ALEMBIC_INI = REPO / "app" / "db" / "alembic.ini"
 
 
