@@ -159,6 +159,16 @@ def alertmanager_policy(topic_arn: str, topic_key_arn: str) -> str:
 
 
 @dataclass(frozen=True)
+class ScrapeTarget:
+    """A Service in another namespace whose named ``port`` Prometheus scrapes (e.g. the trace collector)."""
+
+    name: str
+    namespace: str
+    selector: Mapping[str, str]
+    port: str
+
+
+@dataclass(frozen=True)
 class MonitoringArgs:
     settings: MonitoringSettings
     # The cluster's provider: every Kubernetes object and the Helm release are applied with it.
@@ -179,6 +189,8 @@ class MonitoringArgs:
     replicas: int = 1
     # What must exist before the ServiceMonitors and the NetworkPolicy (the workloads' namespace).
     after: Sequence[pulumi.Resource] = field(default_factory=list[pulumi.Resource])
+    # Further Services to scrape, each with a ServiceMonitor in its own namespace (after ``after``).
+    also_scrape: Sequence[ScrapeTarget] = ()
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -272,6 +284,13 @@ class Monitoring(pulumi.ComponentResource):
             ),
             after_release,
         )
+        for target in args.also_scrape:
+            self._service_monitor(
+                target.name,
+                target.namespace,
+                service_monitor_spec(target.namespace, target.selector, target.port, None),
+                after_workloads,
+            )
 
         k8s.apiextensions.CustomResource(
             f"{name}-rules",

@@ -56,6 +56,10 @@ RELEASE = "otel-collector"
 SERVICE_ACCOUNT = "otel-collector"
 # The chart's selector labels for this release (name = the chart's name, instance = the release).
 POD_LABELS = {"app.kubernetes.io/name": CHART, "app.kubernetes.io/instance": RELEASE}
+# The chart's own Service (not the headless one declared here) carries this label too, and the port
+# named "metrics" (the collector's telemetry on METRICS_PORT).
+SERVICE_LABELS = {**POD_LABELS, "component": "standalone-collector"}
+METRICS_PORT_NAME = "metrics"
 # Headless Service of the collectors' routed-span port: the loadbalancing exporter resolves it to the
 # pods' addresses and sends each trace id to one of them.
 ROUTED_SERVICE = f"{RELEASE}-sampling"
@@ -252,7 +256,7 @@ def chart_values(settings: TracingSettings, region: str, role_arn: pulumi.Input[
             "otlp": _port(OTLP_GRPC_PORT, "grpc"),
             "otlp-http": _port(OTLP_HTTP_PORT),
             "otlp-routed": _port(ROUTED_PORT, "grpc"),
-            "metrics": _port(METRICS_PORT),
+            METRICS_PORT_NAME: _port(METRICS_PORT),
             "jaeger-compact": {"enabled": False},
             "jaeger-thrift": {"enabled": False},
             "jaeger-grpc": {"enabled": False},
@@ -329,6 +333,9 @@ class Tracing(pulumi.ComponentResource):
     namespace: str
     export: TraceExport
     role_arn: pulumi.Output[str]
+    # The Service labels and port name a ServiceMonitor selects to scrape the collector's own metrics.
+    metrics_service_labels: Mapping[str, str]
+    metrics_port_name: str
 
     def __init__(self, name: str, args: TracingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("ai-agents:tracing:Tracing", name, None, opts)
@@ -389,6 +396,8 @@ class Tracing(pulumi.ComponentResource):
         self.namespace = NAMESPACE
         self.export = trace_export()
         self.role_arn = role.arn
+        self.metrics_service_labels = SERVICE_LABELS
+        self.metrics_port_name = METRICS_PORT_NAME
         self.register_outputs(
             {"namespace": self.namespace, "endpoint": self.export.endpoint, "role_arn": self.role_arn}
         )

@@ -21,7 +21,7 @@ from components.identity import AppIdentity, AppIdentityArgs
 from components.images import Images, ImagesArgs, current_git_sha
 from components.keda import Keda, KedaArgs
 from components.keys import Keys, KeysArgs
-from components.monitoring import PROMETHEUS_POD_LABELS, Monitoring, MonitoringArgs
+from components.monitoring import PROMETHEUS_POD_LABELS, Monitoring, MonitoringArgs, ScrapeTarget
 from components.monitoring_values import NAMESPACE as MONITORING_NAMESPACE
 from components.network import Network, NetworkArgs
 from components.platform import CERT_MANAGER_NAMESPACE, Platform, PlatformArgs
@@ -94,6 +94,7 @@ def observability(
     cache: Cache,
     after: list[pulumi.Resource],
     opts: pulumi.ResourceOptions,
+    also_scrape: Sequence[ScrapeTarget] = (),
 ) -> Alarms | None:
     """CloudWatch alarms on the data stores and in-cluster monitoring, both paging one SNS topic."""
     if not config.monitoring.enabled:
@@ -122,6 +123,7 @@ def observability(
             oidc_provider_arn=cluster.oidc_provider_arn,
             oidc_issuer=cluster.oidc_issuer,
             after=after,
+            also_scrape=also_scrape,
         ),
         opts,
     )
@@ -223,6 +225,16 @@ def workloads_args(
     )
 
 
+def collector_metrics(tracing: Tracing) -> ScrapeTarget:
+    """Prometheus scrapes the trace collector's own metrics (spans received, sent, sampled, refused)."""
+    return ScrapeTarget(
+        name="otel-collector",
+        namespace=tracing.namespace,
+        selector=tracing.metrics_service_labels,
+        port=tracing.metrics_port_name,
+    )
+
+
 def tracing_args(
     config: StackConfig,
     *,
@@ -251,6 +263,7 @@ def monitoring_args(
     oidc_provider_arn: pulumi.Input[str],
     oidc_issuer: pulumi.Input[str],
     after: Sequence[pulumi.Resource],
+    also_scrape: Sequence[ScrapeTarget] = (),
 ) -> MonitoringArgs:
     """Monitoring scraping the app's namespace and cert-manager, alerting to the alarms' topic."""
     return MonitoringArgs(
@@ -266,6 +279,7 @@ def monitoring_args(
         oidc_issuer=oidc_issuer,
         replicas=2 if config.is_production else 1,
         after=after,
+        also_scrape=also_scrape,
     )
 
 
@@ -423,7 +437,14 @@ def main() -> None:
     )
 
     alarms = observability(
-        prefix, config, cluster=cluster, database=database, cache=cache, after=[workloads], opts=on_aws
+        prefix,
+        config,
+        cluster=cluster,
+        database=database,
+        cache=cache,
+        after=[workloads, *([tracing] if tracing else [])],
+        opts=on_aws,
+        also_scrape=[collector_metrics(tracing)] if tracing else [],
     )
 
     pulumi.export("vpcId", network.vpc_id)

@@ -269,6 +269,7 @@ def test_monitoring_custom_resources_match_their_published_crd_schemas(planned: 
         ("ServiceMonitor", "ai-agents", "api"),
         ("ServiceMonitor", "ai-agents", "worker"),
         ("ServiceMonitor", "cert-manager", "cert-manager"),
+        ("ServiceMonitor", "observability", "otel-collector"),
         ("PrometheusRule", "monitoring", "ai-agents"),
     }
     assert crd_schema_errors(objects) == {"errors": [], "unchecked": []}

@@ -23,6 +23,7 @@ from components.tracing import (
     ROUTED_PORT,
     ROUTED_SERVICE,
     SERVICE_ACCOUNT,
+    SERVICE_LABELS,
 )
 from components.workloads.contract import selector_labels
 from infra.config import ConfigError, StackConfig, load_stack_file, parse_stack_config, read_stack_file
@@ -36,6 +37,7 @@ from tests.infra.k8s_fixtures import RELEASE as RELEASE_TYPE
 ROLE = "aws:iam/role:Role"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 TRACING = "ai-agents:tracing:Tracing"
+SERVICE_MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
 
 
 @pytest.fixture(scope="module", params=["staging", "production"])
@@ -235,6 +237,22 @@ def test_collector_admits_only_the_app_the_collectors_and_prometheus(
     assert len(by_ports) == 3
     egress_ports = sorted(sorted(_ports(rule)) for rule in collector["egress"])
     assert egress_ports == [[53], [443], [ROUTED_PORT]]
+
+
+def test_prometheus_scrapes_the_collectors_metrics(stack: tuple[StackConfig, Captured]) -> None:
+    config, captured = stack
+    assert config.monitoring.enabled
+    (monitor,) = (
+        captured.inputs(SERVICE_MONITOR, r.name)
+        for r in captured.of_type(SERVICE_MONITOR)
+        if r.inputs["metadata"]["namespace"] == NAMESPACE
+    )
+    spec = monitor["spec"]
+    # The chart's Service (it has the "component" label; the headless one has no metrics port).
+    assert spec["selector"]["matchLabels"] == SERVICE_LABELS
+    assert spec["namespaceSelector"]["matchNames"] == [NAMESPACE]
+    assert [e["port"] for e in spec["endpoints"]] == ["metrics"]
+    assert _chart(captured)["values"]["ports"]["metrics"]["containerPort"] == METRICS_PORT
 
 
 def _production_with(**tracing: Any) -> dict[str, Any]:
