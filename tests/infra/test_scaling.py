@@ -17,7 +17,7 @@ from app.settings import Settings
 from app.worker.config import celery_config
 from app.worker.dispatch import QUEUE
 from components.keda import KEDA_NAMESPACE, OPERATOR_SERVICE_ACCOUNT
-from components.workloads.scaling import ROLLOUT_SURGE_PERCENT
+from components.workloads.scaling import ROLLOUT_SURGE_PERCENT, quota_totals, with_surge
 from infra.config import StackConfig
 from tests.infra.harness import Captured
 from tests.infra.k8s_fixtures import (
@@ -350,3 +350,24 @@ def test_keda_objects_match_the_published_crds_and_a_wrong_one_does_not(
     del no_secret["spec"]["awsSecretManager"]["secrets"][0]["parameter"]
     errors = crd_schema_errors([wrong, no_secret])["errors"]
     assert len(errors) == 2 and "maxReplicaCount" in errors[0] and "parameter" in errors[1]
+
+
+def test_production_runs_two_operators_with_a_budget_staging_one(stack: tuple[StackConfig, Captured]) -> None:
+    config, captured = stack
+    values = captured.inputs(RELEASE, "keda-keda")["values"]
+    replicas = 2 if config.is_production else 1
+    assert values["operator"]["replicaCount"] == values["webhooks"]["replicaCount"] == replicas
+    # One metrics apiserver: the external metrics API is one APIService endpoint.
+    assert values["metricsServer"]["replicaCount"] == 1
+    budget = {"minAvailable": 1} if config.is_production else {}
+    assert values["podDisruptionBudget"] == {"operator": budget, "webhooks": budget}
+
+
+def test_the_quota_follows_the_bounds() -> None:
+    """Raise a bound and the quota grows with it: the two cannot drift apart."""
+    app = stack_config("production").app
+    bigger = app.model_copy(update={"worker": app.worker.model_copy(update={"max_replicas": 20})})
+    small, large = quota_totals(app), quota_totals(bigger)
+    extra_pods = with_surge(20) - with_surge(app.worker.max_replicas)
+    assert large.pods > small.pods
+    assert large.cpu_limit - small.cpu_limit >= extra_pods * 2000  # 2 CPU per worker
