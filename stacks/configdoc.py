@@ -16,6 +16,9 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from bootstrap.config import KEY as BOOTSTRAP_KEY
+from bootstrap.config import PROJECT as BOOTSTRAP_PROJECT
+from bootstrap.config import BootstrapConfig, read_stack_file, stack_file
 from infra.config import PROJECT, REPO_ROOT, StackConfig, known_stacks, load_stack_file
 
 DOC_PATH = REPO_ROOT / "docs" / "configuration.md"
@@ -46,14 +49,22 @@ force-delete, monitoring on, at least 2 API and 2 worker replicas, and tracing o
 """
 
 
+# A key under a mapping keyed by stack (the bootstrap's `runners.<stack>.vpcId`).
+PER_STACK = ".<stack>"
+
+
 def _section_model(annotation: Any) -> type[BaseModel] | None:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
-    if get_origin(annotation) is list:
-        (item,) = get_args(annotation)
+    if get_origin(annotation) in (list, dict):
+        item = get_args(annotation)[-1]
         if isinstance(item, type) and issubclass(item, BaseModel):
             return item
     return None
+
+
+def _nested_suffix(annotation: Any) -> str:
+    return {list: "[]", dict: PER_STACK}.get(get_origin(annotation), "")  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType, reportCallIssue, reportArgumentType]
 
 
 def _alias(name: str, field: FieldInfo) -> str:
@@ -72,6 +83,11 @@ def _default(field: FieldInfo) -> str:
     return _show(value)
 
 
+def _cell(text: str | None) -> str:
+    """A docstring as one table cell: a line break would end the row, a bare `|` would split it."""
+    return " ".join((text or "").split()).replace("|", "\\|")
+
+
 def _show(value: Any) -> str:
     if value is None:
         return "none"
@@ -82,6 +98,9 @@ def _show(value: Any) -> str:
 
 def _value_at(data: Any, path: list[str]) -> Any:
     for part in path:
+        if part == PER_STACK.lstrip(".") and isinstance(data, dict):
+            data = list(data.values())  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType, reportUnknownMemberType]
+            continue
         if isinstance(data, list):
             data = [item.get(part) for item in data if isinstance(item, dict)]  # pyright: ignore[reportUnknownVariableType, reportUnknownMemberType]
             continue
@@ -108,10 +127,9 @@ def rows(model: type[BaseModel], prefix: list[str], inherited: BaseModel | None 
             yield path, field, True, default
             continue
         yield path, field, False, default
-        list_suffix = "[]" if get_origin(field.annotation) is list else ""
         instance = getattr(inherited, name) if inherited is not None else field.default
         nested_default = instance if isinstance(instance, BaseModel) else None
-        yield from rows(nested, [*path[:-1], path[-1] + list_suffix], nested_default)
+        yield from rows(nested, [*path[:-1], path[-1] + _nested_suffix(field.annotation)], nested_default)
 
 
 def render() -> str:
@@ -139,10 +157,34 @@ def render() -> str:
             shown = [_show(_value_at(values[s], plain)) for s in stacks]
             dotted = ".".join(path[1:])
             lines.append(
-                f"| `{dotted}` | {field.description or ''} | {default} | " + " | ".join(shown) + " |"
+                f"| `{dotted}` | {_cell(field.description)} | {default} | " + " | ".join(shown) + " |"
             )
         lines.append("")
+    lines.extend(_bootstrap_section())
     return "\n".join(lines).rstrip() + "\n"
+
+
+BOOTSTRAP_INTRO = f"""## The bootstrap project: `{BOOTSTRAP_PROJECT}:{BOOTSTRAP_KEY}`
+
+The account-level project in `bootstrap/` (state bucket, secrets keys, CI roles, GitHub environments,
+the CI runners; docs/runbook.md, "First deploy of a new account") takes one key, an object with the
+camelCase keys below, validated the same way (one line naming the key; unknown keys are errors). The
+last column is the example file `bootstrap/Pulumi.account.yaml`, whose values are placeholders to
+replace. `<stack>` is `staging` or `production`.
+"""
+
+
+def _bootstrap_section() -> list[str]:
+    example = read_stack_file(stack_file("account")).get(f"{BOOTSTRAP_PROJECT}:{BOOTSTRAP_KEY}", {})
+    lines = [BOOTSTRAP_INTRO, "| key | description | default | example |", "| --- | --- | --- | --- |"]
+    for path, field, leaf, default in rows(BootstrapConfig, []):
+        if not leaf:
+            continue
+        value = _value_at(example, [part for p in path for part in p.removesuffix("[]").split(".")])
+        unset = value is None or (isinstance(value, list) and not any(v is not None for v in value))  # pyright: ignore[reportUnknownVariableType]
+        shown = "not set" if unset else _show(value)
+        lines.append(f"| `{'.'.join(path)}` | {_cell(field.description)} | {default} | {shown} |")
+    return [*lines, ""]
 
 
 def undocumented_fields() -> list[str]:
