@@ -398,3 +398,21 @@ def test_the_change_listener_is_wired_to_this_authenticators_caches(
     auth.listener._forget_all()  # what a reconnect calls: anything may have been missed
     assert "old/acme" in store.invalidated
     assert directory.gets == ["acme", "acme"]
+
+
+def test_a_row_refreshed_while_announcements_lapse_does_not_evict_another(
+    auth: TenantAuthenticator, directory: Directory, monkeypatch: pytest.MonkeyPatch, clock: Clock
+) -> None:
+    monkeypatch.setattr(tenant_auth, "MAX_ENTRIES", 2)
+    for name in ("t1", "t2"):
+        directory.add(name, "s3cret")
+    live(auth, clock)
+    run(auth.authenticate("t1", sign("s3cret", MESSAGE), MESSAGE))
+    clock.now += 50
+    live(auth, clock)
+    run(auth.authenticate("t2", sign("s3cret", MESSAGE), MESSAGE))
+    clock.now += 5  # the listener went quiet: rows are trusted for the bound only
+    run(auth.authenticate("t2", sign("s3cret", MESSAGE), MESSAGE))  # t2, the younger, is looked up again
+    live(auth, clock)
+    run(auth.authenticate("t1", sign("s3cret", MESSAGE), MESSAGE))  # t1 is still cached (55 s < TTL)
+    assert directory.gets == ["t1", "t2", "t2"]
