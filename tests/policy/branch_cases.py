@@ -24,6 +24,7 @@ from tests.policy.cases import (
     LT,
     MNG,
     RDS,
+    RDS_PARAMS,
     ROLE_POLICY,
     STACK_WIDE,
     Case,
@@ -78,6 +79,13 @@ BRANCH_CASES: list[BranchCase] = [
         {"manageMasterUserPassword": DELETE},
         "RDS instance db neither lets RDS manage the master password nor takes it from a secret.",
         branch="no-password-source",
+    ),
+    BranchCase(
+        "rds-backup-retention",
+        RDS,
+        {"backupRetentionPeriod": DELETE},
+        "RDS instance db keeps backups 0 day(s); the minimum on this stack is 14.",
+        branch="unset",
     ),
     BranchCase(
         "rds-force-ssl",
@@ -411,6 +419,20 @@ class Allowed:
 
 
 ALLOWED: list[Allowed] = [
+    Allowed("rds-force-ssl", {"parameters.0.value": "1.0"}, RDS_PARAMS, branch="float-one"),
+    Allowed("rds-force-ssl", {"parameters.0.value": "true"}, RDS_PARAMS, branch="true"),
+    Allowed(
+        "rds-no-plaintext-password",
+        {"manageMasterUserPassword": DELETE, "password": "[secret]"},
+        RDS,
+        branch="password-as-a-secret",
+    ),
+    Allowed(
+        "rds-no-plaintext-password",
+        {"manageMasterUserPassword": DELETE, "passwordWo": "[secret]"},
+        RDS,
+        branch="write-only-password",
+    ),
     Allowed(
         "elasticache-replication-group-only",
         _add(*CACHE_NODE, {"engine": "redis", "replicationGroupId": "cache", "numCacheNodes": 1.0}),
