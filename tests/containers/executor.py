@@ -71,6 +71,8 @@ BASE_ACCOUNTS = {
 WHEELHOUSE = "/run/host-wheelhouse"
 # The host's OS, bound read-only as the base image's (merged-/usr links become links in the root).
 HOST_TOP_DIRECTORIES = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")
+# Part of every stage's cache key: bump it when what the executor does changes (the stand-in, COPY, ...).
+EXECUTOR_VERSION = "2"
 UNSUPPORTED_EXPANSION = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*:[-+?]")
 
 
@@ -410,7 +412,7 @@ class Build:
             base, name = words[0], (words[2] if len(words) == 3 and words[1].lower() == "as" else str(index))
             # Everything the stage's result depends on: the context, the args, the stand-in, its
             # instructions and the stages before it (a base stage or a COPY --from source).
-            key = _hash(context_key, json.dumps(sorted(self.build_args.items())), sys.version,
+            key = _hash(EXECUTOR_VERSION, context_key, json.dumps(sorted(self.build_args.items())), sys.version,
                         str(self.wheelhouse and _hash(*sorted(p.name for p in self.wheelhouse.iterdir()))),
                         str(python_prefix()), from_step.content, *(s.content for s in steps),
                         *(image.key for image in built.values()))  # fmt: skip
@@ -638,11 +640,16 @@ def make_base_root(root: Path) -> None:
     for name in BASE_ETC:
         host = Path("/etc") / name
         if host.is_dir():
-            shutil.copytree(host, root / "etc" / name, symlinks=True, ignore_dangling_symlinks=True)
+            shutil.copytree(host, root / "etc" / name, symlinks=True, ignore=_public_only)
         elif host.is_file() and os.access(host, os.R_OK):
             shutil.copy2(host, root / "etc" / name)
     for name, content in BASE_ACCOUNTS.items():
         (root / "etc" / name).write_text(content)
+
+
+def _public_only(directory: str, names: list[str]) -> list[str]:
+    """What a copy of the host's /etc leaves out: private keys (/etc/ssl/private) and anything unreadable."""
+    return [n for n in names if n == "private" or not os.access(Path(directory) / n, os.R_OK)]
 
 
 def _exec_form(value: str) -> list[str]:
