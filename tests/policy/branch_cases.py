@@ -131,6 +131,20 @@ BRANCH_CASES: list[BranchCase] = [
         branch="single-az",
     ),
     BranchCase(
+        "elasticache-replicas",
+        CACHE,
+        {"replicasPerNodeGroup": 0.0},
+        "ElastiCache cache has 0 replica(s); at least 1 are required.",
+        branch="cluster-mode-replicas-win-over-node-count",
+    ),
+    BranchCase(
+        "elasticache-replicas",
+        CACHE,
+        {"numCacheClusters": DELETE},
+        "ElastiCache cache has 0 replica(s); at least 1 are required.",
+        branch="no-count-at-all",
+    ),
+    BranchCase(
         "elasticache-replication-group-only",
         CACHE_NODE,
         _add(*CACHE_NODE, {"engine": "valkey", "numCacheNodes": 1.0}),
@@ -419,6 +433,12 @@ class Allowed:
 
 
 ALLOWED: list[Allowed] = [
+    Allowed(
+        "elasticache-replicas",
+        {"numCacheClusters": DELETE, "replicasPerNodeGroup": 2.0},
+        CACHE,
+        branch="cluster-mode",
+    ),
     Allowed("rds-force-ssl", {"parameters.0.value": "1.0"}, RDS_PARAMS, branch="float-one"),
     Allowed("rds-force-ssl", {"parameters.0.value": "true"}, RDS_PARAMS, branch="true"),
     Allowed(
