@@ -160,6 +160,13 @@ BRANCH_CASES: list[BranchCase] = [
     ),
     BranchCase(
         "elasticache-broker-no-eviction",
+        CACHE,
+        {"parameterGroupName": DELETE},
+        "ElastiCache cache uses a default parameter group, whose maxmemory-policy evicts keys (queued tasks).",
+        branch="no-parameter-group",
+    ),
+    BranchCase(
+        "elasticache-broker-no-eviction",
         CACHE_PARAMS,
         {"parameters": []},
         "ElastiCache parameter group cache-params has maxmemory-policy=volatile-lru (default): "
@@ -433,6 +440,19 @@ class Allowed:
 
 
 ALLOWED: list[Allowed] = [
+    Allowed("elasticache-replicas", {"numCacheClusters": 2.0}, CACHE, branch="exactly-the-minimum"),
+    Allowed(
+        "elasticache-auth-token",
+        {"authToken": DELETE, "userGroupIds": ["ug-app"]},
+        CACHE,
+        branch="rbac-user-group",
+    ),
+    Allowed(
+        "elasticache-transit-encryption",
+        {"transitEncryptionMode": DELETE},
+        CACHE,
+        branch="mode-unset-is-required",
+    ),
     Allowed(
         "elasticache-replicas",
         {"numCacheClusters": DELETE, "replicasPerNodeGroup": 2.0},
