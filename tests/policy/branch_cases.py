@@ -32,6 +32,7 @@ from tests.policy.cases import (
     _entry,
     _policy_json,
     _remove,
+    find,
 )
 
 NODE_GROUP = ("aws:eks/nodeGroup:NodeGroup", "general-nodeGroup")
@@ -344,6 +345,22 @@ BRANCH_CASES: list[BranchCase] = [
         branch="alarm-dimension-not-a-name",
     ),
     BranchCase(
+        "data-store-alarms-in-production",
+        RDS,
+        {"identifier": "prod-db"},
+        "RDS instance db has no CloudWatch alarm with alarmActions on "
+        "CPUUtilization, FreeStorageSpace, DatabaseConnections.",
+        branch="alarms-watch-another-identifier",
+    ),
+    BranchCase(
+        "data-store-alarms-in-production",
+        CACHE,
+        {"replicationGroupId": "other"},
+        "ElastiCache replication group cache lacks a CloudWatch alarm with alarmActions on every node for "
+        "DatabaseMemoryUsagePercentage, Evictions, EngineCPUUtilization.",
+        branch="alarms-watch-another-group",
+    ),
+    BranchCase(
         "sns-topic-encrypted",
         TOPIC,
         {"kmsMasterKeyId": "arn:aws:kms:eu-west-1:123456789012:alias/aws/sns"},
@@ -425,6 +442,11 @@ BRANCH_CASES: list[BranchCase] = [
 ]
 
 
+def _as_pod_monitor(plan: Plan) -> None:
+    monitor = find(plan, "kubernetes:monitoring.coreos.com/v1:ServiceMonitor", "api-monitor")
+    monitor["type"] = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
+
+
 @dataclass(frozen=True)
 class Allowed:
     """A change next to a policy's violations that the policy must not report (the other side of a branch)."""
@@ -440,6 +462,16 @@ class Allowed:
 
 
 ALLOWED: list[Allowed] = [
+    Allowed(
+        "data-store-alarms-in-production", {"identifier": "db"}, RDS, branch="alarms-watch-the-identifier"
+    ),
+    Allowed(
+        "data-store-alarms-in-production",
+        {"replicationGroupId": "cache"},
+        CACHE,
+        branch="alarms-watch-the-group",
+    ),
+    Allowed("monitoring-installed-in-production", _as_pod_monitor, branch="pod-monitor-scrapes"),
     Allowed("elasticache-replicas", {"numCacheClusters": 2.0}, CACHE, branch="exactly-the-minimum"),
     Allowed(
         "elasticache-auth-token",
