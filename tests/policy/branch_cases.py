@@ -49,6 +49,26 @@ def _add(type_: str, name: str, props: dict[str, Any]) -> Callable[[Plan], None]
     return change
 
 
+def _remove_alarms(*names: str) -> Callable[[Plan], None]:
+    def change(plan: Plan) -> None:
+        for name in names:
+            plan.remove(find(plan, "aws:cloudwatch/metricAlarm:MetricAlarm", name))
+
+    return change
+
+
+def _one_cache_node_unnumbered(plan: Plan) -> None:
+    """No numCacheClusters: one node, so alarms on one node each are enough."""
+    _remove_alarms(
+        *(
+            f"cache-{m}-{node}"
+            for m in ("DatabaseMemoryUsagePercentage", "Evictions", "EngineCPUUtilization")
+            for node in (2, 3)
+        )
+    )(plan)
+    find(plan, *CACHE)["props"].pop("numCacheClusters")
+
+
 @dataclass(frozen=True)
 class BranchCase(Case):
     branch: str = ""
@@ -361,6 +381,13 @@ BRANCH_CASES: list[BranchCase] = [
         branch="alarms-watch-another-group",
     ),
     BranchCase(
+        "data-store-alarms-in-production",
+        CACHE,
+        _remove_alarms(*(f"cache-Evictions-{node}" for node in (1, 2, 3))),
+        "ElastiCache replication group cache lacks a CloudWatch alarm with alarmActions on every node for Evictions.",
+        branch="metric-not-watched-at-all",
+    ),
+    BranchCase(
         "sns-topic-encrypted",
         TOPIC,
         {"kmsMasterKeyId": "arn:aws:kms:eu-west-1:123456789012:alias/aws/sns"},
@@ -462,6 +489,11 @@ class Allowed:
 
 
 ALLOWED: list[Allowed] = [
+    Allowed(
+        "data-store-alarms-in-production",
+        _one_cache_node_unnumbered,
+        branch="node-count-unset-means-one",
+    ),
     Allowed(
         "data-store-alarms-in-production", {"identifier": "db"}, RDS, branch="alarms-watch-the-identifier"
     ),
