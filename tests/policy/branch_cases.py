@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from components.cluster_settings import KUBERNETES_VERSIONS
 from tests.policy.cases import (
     C0,
     CACHE,
@@ -40,6 +41,7 @@ INGRESS = ("kubernetes:networking.k8s.io/v1:Ingress", "api")
 CONFIG = ("kubernetes:core/v1:ConfigMap", "app-config")
 TOPIC = ("aws:sns/topic:Topic", "alarms")
 CACHE_NODE = ("aws:elasticache/cluster:Cluster", "cache-node")
+NODE_GROUP_V2 = ("eks:index:NodeGroupV2", "extra-nodes")
 
 
 def _add(type_: str, name: str, props: dict[str, Any]) -> Callable[[Plan], None]:
@@ -243,6 +245,27 @@ BRANCH_CASES: list[BranchCase] = [
         {"skipDefaultNodeGroup": DELETE, "nodeAssociatePublicIpAddress": DELETE},
         "cluster creates self-managed nodes that may get public IPs (nodeAssociatePublicIpAddress).",
         branch="default-group-unset-public-ip",
+    ),
+    BranchCase(
+        "eks-nodes-private",
+        NODE_GROUP_V2,
+        _add(*NODE_GROUP_V2, {"skipDefaultNodeGroup": True, "nodeAssociatePublicIpAddress": True}),
+        "extra-nodes creates self-managed nodes that may get public IPs (nodeAssociatePublicIpAddress).",
+        branch="self-managed-group-public-ip",
+    ),
+    BranchCase(
+        "eks-node-groups-private-subnets",
+        NODE_GROUP,
+        {"subnetIds": ["subnet-pub-b", "subnet-priv-a", "subnet-pub-a"]},
+        "Node group general-nodeGroup places nodes in the cluster's public subnet(s) subnet-pub-a, subnet-pub-b.",
+        branch="aws-node-group",
+    ),
+    BranchCase(
+        "eks-supported-version",
+        EKS,
+        {"version": DELETE},
+        f"cluster runs Kubernetes (unpinned); supported versions are {', '.join(KUBERNETES_VERSIONS)}.",
+        branch="unpinned",
     ),
     BranchCase(
         "eks-imdsv2-required",
@@ -489,6 +512,17 @@ class Allowed:
 
 
 ALLOWED: list[Allowed] = [
+    Allowed(
+        "eks-nodes-private",
+        _add(*NODE_GROUP_V2, {"nodeAssociatePublicIpAddress": False}),
+        branch="self-managed-group-without-public-ip",
+    ),
+    Allowed(
+        "eks-nodes-private",
+        {"nodeAssociatePublicIpAddress": True},
+        EKS,
+        branch="no-default-group-so-the-switch-is-moot",
+    ),
     Allowed(
         "data-store-alarms-in-production",
         _one_cache_node_unnumbered,
