@@ -226,6 +226,13 @@ BRANCH_CASES: list[BranchCase] = [
         branch="aws-cluster-open-ipv6",
     ),
     BranchCase(
+        "eks-public-endpoint-restricted",
+        EKS,
+        {"publicAccessCidrs": ["::/0", "203.0.113.0/24", "0.0.0.0/0"]},
+        "EKS cluster cluster allows its public API endpoint from 0.0.0.0/0, ::/0.",
+        branch="both-open-ranges",
+    ),
+    BranchCase(
         "eks-nodes-private",
         LT,
         {"networkInterfaces": [{"deviceIndex": 0.0}, {"associatePublicIpAddress": True}]},
@@ -512,6 +519,12 @@ class Allowed:
 
 
 ALLOWED: list[Allowed] = [
+    Allowed(
+        "eks-imdsv2-required",
+        {"enableIMDSv2": False, "launchTemplate": {"id": "lt-0abc", "version": "1"}},
+        MNG,
+        branch="managed-group-with-its-own-launch-template",
+    ),
     Allowed(
         "eks-nodes-private",
         _add(*NODE_GROUP_V2, {"nodeAssociatePublicIpAddress": False}),
