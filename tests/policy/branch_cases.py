@@ -22,6 +22,7 @@ from tests.policy.cases import (
     DEPLOY,
     EKS,
     EKS_AWS,
+    LB_SG,
     LT,
     MNG,
     RDS,
@@ -294,6 +295,47 @@ BRANCH_CASES: list[BranchCase] = [
         {"skipDefaultNodeGroup": False},
         "cluster creates self-managed nodes whose instance metadata options this program cannot pin to IMDSv2.",
         branch="default-node-group",
+    ),
+    # Network
+    BranchCase(
+        "sg-no-public-ingress",
+        LB_SG,
+        {"ingress.1": {"protocol": "-1", "fromPort": 0.0, "toPort": 0.0, "cidrBlocks": ["0.0.0.0/0"]}},
+        "ingress-lb admits 0.0.0.0/0 on all ports.",
+        branch="all-protocols",
+    ),
+    BranchCase(
+        "sg-no-public-ingress",
+        LB_SG,
+        {"ingress.1": {"protocol": "tcp", "cidrBlocks": ["0.0.0.0/0"]}},
+        "ingress-lb admits 0.0.0.0/0 on any port.",
+        branch="no-ports",
+    ),
+    BranchCase(
+        "sg-no-public-ingress",
+        LB_SG,
+        {
+            "ingress.1": {
+                "protocol": "tcp", "fromPort": 1000.0, "toPort": 2000.0,
+                "cidrBlocks": ["0.0.0.0/0"],
+            }
+        },
+        "ingress-lb admits 0.0.0.0/0 on ports 1000-2000.",
+        branch="port-range",
+    ),
+    BranchCase(
+        "sg-no-public-ingress",
+        LB_SG,
+        {"ingress.1": {"protocol": "tcp", "fromPort": 22.0, "cidrBlocks": ["0.0.0.0/0"]}},
+        "ingress-lb admits 0.0.0.0/0 on any port.",
+        branch="from-port-only",
+    ),
+    BranchCase(
+        "sg-no-public-ingress",
+        LB_SG,
+        {"ingress.1": {"protocol": "tcp", "toPort": 22.0, "cidrBlocks": ["0.0.0.0/0"]}},
+        "ingress-lb admits 0.0.0.0/0 on any port.",
+        branch="to-port-only",
     ),
     # IAM
     BranchCase(
