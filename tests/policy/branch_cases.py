@@ -18,6 +18,7 @@ from tests.policy.cases import (
     C0,
     CACHE,
     CACHE_PARAMS,
+    DB_RULE,
     DELETE,
     DEPLOY,
     EKS,
@@ -35,6 +36,7 @@ from tests.policy.cases import (
     _policy_json,
     _remove,
     find,
+    urn,
 )
 
 NODE_GROUP = ("aws:eks/nodeGroup:NodeGroup", "general-nodeGroup")
@@ -70,6 +72,16 @@ def _one_cache_node_unnumbered(plan: Plan) -> None:
         )
     )(plan)
     find(plan, *CACHE)["props"].pop("numCacheClusters")
+
+
+def _rule_depends_on(group: str) -> Callable[[Plan], None]:
+    """The database's ingress rule takes its source from ``group`` instead of the cluster."""
+
+    def change(plan: Plan) -> None:
+        sg = "aws:ec2/securityGroup:SecurityGroup"
+        find(plan, *DB_RULE)["dependsOn"] = [urn(sg, "db-sg"), urn(sg, group)]
+
+    return change
 
 
 @dataclass(frozen=True)
@@ -316,7 +328,9 @@ BRANCH_CASES: list[BranchCase] = [
         LB_SG,
         {
             "ingress.1": {
-                "protocol": "tcp", "fromPort": 1000.0, "toPort": 2000.0,
+                "protocol": "tcp",
+                "fromPort": 1000.0,
+                "toPort": 2000.0,
                 "cidrBlocks": ["0.0.0.0/0"],
             }
         },
@@ -336,6 +350,13 @@ BRANCH_CASES: list[BranchCase] = [
         {"ingress.1": {"protocol": "tcp", "toPort": 22.0, "cidrBlocks": ["0.0.0.0/0"]}},
         "ingress-lb admits 0.0.0.0/0 on any port.",
         branch="to-port-only",
+    ),
+    BranchCase(
+        "data-tier-ingress-from-cluster-only",
+        DB_RULE,
+        _rule_depends_on("ingress-lb"),
+        "Data-tier security group db-sg: db-from-cluster admits a security group other than the cluster's on port 5432.",
+        branch="source-group-not-the-clusters",
     ),
     # IAM
     BranchCase(
@@ -561,6 +582,11 @@ class Allowed:
 
 
 ALLOWED: list[Allowed] = [
+    Allowed(
+        "data-tier-ingress-from-cluster-only",
+        _rule_depends_on("cluster-sg"),
+        branch="source-group-created-inside-the-cluster-component",
+    ),
     Allowed(
         "eks-imdsv2-required",
         {"enableIMDSv2": False, "launchTemplate": {"id": "lt-0abc", "version": "1"}},
