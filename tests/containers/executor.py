@@ -354,6 +354,7 @@ class Build:
     # pip resolves offline, from exactly those wheels.
     wheelhouse: Path | None = None
     context_key: str = ""
+    used: set[str] = field(default_factory=set)  # the cache keys of the stages this build used
 
     def steps(self) -> list[Step]:
         source = self.text if self.text is not None else self.dockerfile.read_text()
@@ -419,6 +420,7 @@ class Build:
             image = self._cached(key) or self._build_stage(from_step, base, steps, built, files, key)
             built[name] = image
             built[str(index)] = image
+            self.used.add(key)
             if target is not None and name == target:
                 break
         if image is None:
@@ -664,6 +666,22 @@ def _hash(*parts: str) -> str:
     for part in parts:
         digest.update(part.encode() + b"\0")
     return digest.hexdigest()
+
+
+def prune(cache_dir: Path, keep: set[str], context_key: str) -> None:
+    """Remove the stages (and staged contexts) of `cache_dir` no build of this session used."""
+    for entry in cache_dir.iterdir():
+        stem = entry.name.removesuffix(".json")
+        if entry.name == "lock" or stem in keep:
+            continue
+        if entry.name == "context":
+            for staged in entry.iterdir():
+                if staged.name != context_key[:16]:
+                    shutil.rmtree(staged, ignore_errors=True)
+        elif entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink()
 
 
 @contextmanager

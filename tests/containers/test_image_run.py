@@ -48,7 +48,15 @@ from harness.postgres import PostgresServer
 from harness.processes import ServiceProcess
 from harness.redis_server import RedisServer
 from harness.stack import Stack
-from tests.containers.executor import Build, Image, fetch_url, locked, sandbox_argv, sandbox_problem
+from tests.containers.executor import (
+    Build,
+    Image,
+    fetch_url,
+    locked,
+    prune,
+    sandbox_argv,
+    sandbox_problem,
+)
 from tests.containers.images import DOCKER_DIR, REPO, build_wheelhouse
 
 OPT_OUT_VARIABLE = "IMAGE_RUN_TESTS"
@@ -92,12 +100,17 @@ def images(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     if os.environ.get("IMAGE_BUILD_NETWORK") != "pypi":
         wheelhouse = build_wheelhouse(tmp_path_factory.mktemp("wheelhouse"))
     built: dict[str, Image] = {}
+    used: set[str] = set()
+    context_key = ""
     with locked(cache / "lock"):  # parallel workers wait for one build instead of doing it twice
         for name in IMAGE_NAMES:
             build = Build(
                 DOCKER_DIR / f"{name}.Dockerfile", REPO, cache, wheelhouse=wheelhouse, fetch=_download
             )
             built[name] = build.build()
+            used |= build.used
+            context_key = build.context_key
+        prune(cache, used, context_key)  # a stage is ~200 MB: keep only the ones this checkout builds
     return built
 
 
