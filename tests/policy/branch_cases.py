@@ -78,10 +78,35 @@ def _rule_depends_on(group: str) -> Callable[[Plan], None]:
     """The database's ingress rule takes its source from ``group`` instead of the cluster."""
 
     def change(plan: Plan) -> None:
-        sg = "aws:ec2/securityGroup:SecurityGroup"
-        find(plan, *DB_RULE)["dependsOn"] = [urn(sg, "db-sg"), urn(sg, group)]
+        find(plan, *DB_RULE)["dependsOn"] = [urn(SG, "db-sg"), urn(SG, group)]
 
     return change
+
+
+SG = "aws:ec2/securityGroup:SecurityGroup"
+CACHE_SG = (SG, "cache-sg")
+
+
+def _legacy_rule(plan: Plan) -> None:
+    rule = {
+        "type": "ingress",
+        "protocol": "tcp",
+        "fromPort": 5432.0,
+        "toPort": 5432.0,
+        "cidrBlocks": ["10.0.0.0/8"],
+    }
+    plan.append(
+        _entry("db-legacy", "aws:ec2/securityGroupRule:SecurityGroupRule", rule, deps=(urn(SG, "db-sg"),))
+    )
+
+
+def _rule_from_nested_cluster_group(plan: Plan) -> None:
+    plan.append(_entry("deep-sg", SG, {"vpcId": "vpc-0abc"}, parent=urn(SG, "cluster-sg")))
+    _rule_depends_on("deep-sg")(plan)
+
+
+def _db_depends_on_an_unknown_urn(plan: Plan) -> None:
+    find(plan, *RDS)["dependsOn"].append(urn("aws:ec2/subnet:Subnet", "not-in-this-plan"))
 
 
 @dataclass(frozen=True)
@@ -358,6 +383,34 @@ BRANCH_CASES: list[BranchCase] = [
         "Data-tier security group db-sg: db-from-cluster admits a security group other than the cluster's on port 5432.",
         branch="source-group-not-the-clusters",
     ),
+    BranchCase(
+        "data-tier-ingress-from-cluster-only",
+        DB_RULE,
+        {"referencedSecurityGroupId": DELETE, "cidrIpv4": "10.10.0.0/16", "cidrIpv6": "fd00::/8"},
+        "Data-tier security group db-sg: db-from-cluster admits address ranges 10.10.0.0/16, fd00::/8 on port 5432.",
+        branch="two-address-ranges",
+    ),
+    BranchCase(
+        "data-tier-ingress-from-cluster-only",
+        CACHE_SG,
+        {"ingress.0.self": True, "ingress.0.securityGroups": DELETE},
+        "Data-tier security group cache-sg: cache-sg admits its own members (self=true).",
+        branch="cache-group-admits-itself",
+    ),
+    BranchCase(
+        "data-tier-ingress-from-cluster-only",
+        CACHE_SG,
+        {"ingress.0.cidrBlocks": ["10.0.0.0/8"]},
+        "Data-tier security group cache-sg: cache-sg admits address ranges 10.0.0.0/8 on port 6379.",
+        branch="cache-group-inline-range",
+    ),
+    BranchCase(
+        "data-tier-ingress-from-cluster-only",
+        ("aws:ec2/securityGroupRule:SecurityGroupRule", "db-legacy"),
+        _legacy_rule,
+        "Data-tier security group db-sg: db-legacy admits address ranges 10.0.0.0/8 on port 5432.",
+        branch="legacy-rule-resource",
+    ),
     # IAM
     BranchCase(
         "iam-no-wildcard-actions",
@@ -582,6 +635,16 @@ class Allowed:
 
 
 ALLOWED: list[Allowed] = [
+    Allowed(
+        "data-tier-ingress-from-cluster-only",
+        _rule_from_nested_cluster_group,
+        branch="source-group-two-levels-inside-the-cluster-component",
+    ),
+    Allowed(
+        "data-tier-ingress-from-cluster-only",
+        _db_depends_on_an_unknown_urn,
+        branch="dependency-outside-the-plan",
+    ),
     Allowed(
         "data-tier-ingress-from-cluster-only",
         _rule_depends_on("cluster-sg"),
