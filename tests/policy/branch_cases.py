@@ -411,6 +411,44 @@ BRANCH_CASES: list[BranchCase] = [
         "Data-tier security group db-sg: db-legacy admits address ranges 10.0.0.0/8 on port 5432.",
         branch="legacy-rule-resource",
     ),
+    BranchCase(
+        "sg-no-public-ingress",
+        LB_SG,
+        {
+            "ingress.1": {
+                "protocol": "tcp",
+                "fromPort": 22.0,
+                "toPort": 22.0,
+                "cidrBlocks": ["0.0.0.0/0"],
+                "ipv6CidrBlocks": ["::/0"],
+            }
+        },
+        "ingress-lb admits 0.0.0.0/0, ::/0 on port 22.",
+        branch="both-open-ranges",
+    ),
+    BranchCase(
+        "sg-no-public-ingress",
+        CACHE_SG,
+        lambda plan: find(plan, *CACHE_SG)["props"]["ingress"].append(
+            {"protocol": "tcp", "fromPort": 6379.0, "toPort": 6379.0, "cidrBlocks": ["0.0.0.0/0"]}
+        ),
+        "cache-sg admits 0.0.0.0/0 on port 6379.",
+        branch="open-rule-after-a-private-one",
+    ),
+    BranchCase(
+        "data-tier-ingress-from-cluster-only",
+        DB_RULE,
+        {"referencedSecurityGroupId": DELETE, "prefixListId": "pl-0abc"},
+        "Data-tier security group db-sg: db-from-cluster admits address ranges pl-0abc on port 5432.",
+        branch="rule-prefix-list",
+    ),
+    BranchCase(
+        "data-tier-ingress-from-cluster-only",
+        CACHE_SG,
+        {"ingress.0.prefixListIds": ["pl-0abc"], "ingress.0.securityGroups": DELETE},
+        "Data-tier security group cache-sg: cache-sg admits address ranges pl-0abc on port 6379.",
+        branch="inline-prefix-list",
+    ),
     # IAM
     BranchCase(
         "iam-no-wildcard-actions",
