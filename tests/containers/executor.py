@@ -456,7 +456,6 @@ class Build:
             make_base_root(root)
             image = Image(root=root)
         image.key = key
-        image.cmd, image.entrypoint = ([], []) if base not in built else (image.cmd, image.entrypoint)
         args: dict[str, str] = {}
         self.log.append(
             f"{from_step.where(self.dockerfile)} ({'stage' if base in built else 'host stand-in'})"
