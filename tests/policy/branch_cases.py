@@ -449,6 +449,20 @@ BRANCH_CASES: list[BranchCase] = [
         "Data-tier security group cache-sg: cache-sg admits address ranges pl-0abc on port 6379.",
         branch="inline-prefix-list",
     ),
+    BranchCase(
+        "sg-no-public-ingress",
+        LB_SG,
+        {"ingress.1": {"protocol": "ALL", "fromPort": 443.0, "toPort": 443.0, "cidrBlocks": ["0.0.0.0/0"]}},
+        "ingress-lb admits 0.0.0.0/0 on all ports.",
+        branch="all-protocols-in-capitals",
+    ),
+    BranchCase(
+        "sg-no-public-ingress",
+        LB_SG,
+        {"ingress.1": {"fromPort": 443.0, "toPort": 443.0, "cidrBlocks": ["0.0.0.0/0"]}},
+        "ingress-lb admits 0.0.0.0/0 on all ports.",
+        branch="protocol-unset-means-all",
+    ),
     # IAM
     BranchCase(
         "iam-no-wildcard-actions",
