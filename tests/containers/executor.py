@@ -164,7 +164,8 @@ def sandbox_argv(
         if host.is_dir() and not host.is_symlink():  # merged-/usr links are made by make_base_root
             argv += ["--ro-bind", str(host), f"/{top}"]
     # The image's Python where python:3.X-slim keeps it (/usr/local/bin/python3.X, /usr/local/lib/python3.X),
-    # and at its own path too (its loader path to libpython may be absolute).
+    # and at its own path too: its loader path to libpython may be absolute (pyenv's RUNPATH; setup-python's
+    # builds carry an RPATH under /opt/hostedtoolcache, actions/setup-python#871).
     argv += ["--ro-bind", prefix, "/usr/local", "--ro-bind", prefix, prefix]
     for host_path, inside in binds:
         argv += ["--ro-bind", str(host_path), inside]
