@@ -44,6 +44,7 @@ INGRESS = ("kubernetes:networking.k8s.io/v1:Ingress", "api")
 CONFIG = ("kubernetes:core/v1:ConfigMap", "app-config")
 TOPIC = ("aws:sns/topic:Topic", "alarms")
 CACHE_NODE = ("aws:elasticache/cluster:Cluster", "cache-node")
+POD = "spec.template.spec"
 NODE_GROUP_V2 = ("eks:index:NodeGroupV2", "extra-nodes")
 
 
@@ -602,6 +603,41 @@ BRANCH_CASES: list[BranchCase] = [
     ),
     # Workloads
     BranchCase(
+        "k8s-run-as-non-root",
+        DEPLOY,
+        {f"{C0}.securityContext.runAsNonRoot": False},
+        "api: container api does not set runAsNonRoot=true.",
+        branch="container-says-no",
+    ),
+    BranchCase(
+        "k8s-run-as-non-root",
+        DEPLOY,
+        {f"{C0}.securityContext.runAsUser": DELETE, f"{POD}.securityContext.runAsUser": 0.0},
+        "api: container api runs as UID 0.",
+        branch="pod-level-uid-0",
+    ),
+    BranchCase(
+        "k8s-drop-all-capabilities",
+        DEPLOY,
+        {f"{C0}.securityContext.capabilities.add": ["sys_admin", "NET_ADMIN", "net_bind_service"]},
+        "api: container api adds capabilities NET_ADMIN, SYS_ADMIN.",
+        branch="adds-capabilities",
+    ),
+    BranchCase(
+        "k8s-no-latest-image",
+        DEPLOY,
+        {f"{C0}.image": DELETE},
+        "api: container api uses the mutable image (none) (':latest' or no tag).",
+        branch="no-image",
+    ),
+    BranchCase(
+        "k8s-image-digest",
+        DEPLOY,
+        {f"{C0}.image": DELETE},
+        "api: container api uses image (none) by tag, not by digest.",
+        branch="no-image",
+    ),
+    BranchCase(
         "k8s-no-host-namespaces",
         DEPLOY,
         {f"{C0}.ports": [{"containerPort": 8000.0}, {"containerPort": 9000.0, "hostPort": 9000.0}]},
@@ -687,6 +723,24 @@ class Allowed:
 
 
 ALLOWED: list[Allowed] = [
+    Allowed(
+        "k8s-run-as-non-root",
+        {f"{C0}.securityContext.runAsNonRoot": DELETE},
+        DEPLOY,
+        branch="pod-level-non-root",
+    ),
+    Allowed(
+        "k8s-drop-all-capabilities",
+        {f"{C0}.securityContext.capabilities.add": ["net_bind_service"]},
+        DEPLOY,
+        branch="bind-low-ports",
+    ),
+    Allowed(
+        "k8s-seccomp-runtime-default",
+        {f"{POD}.securityContext.seccompProfile": {"type": "Localhost", "localhostProfile": "p.json"}},
+        DEPLOY,
+        branch="localhost-profile",
+    ),
     Allowed(
         "data-tier-ingress-from-cluster-only",
         _rule_from_nested_cluster_group,
