@@ -45,6 +45,7 @@ CONFIG = ("kubernetes:core/v1:ConfigMap", "app-config")
 TOPIC = ("aws:sns/topic:Topic", "alarms")
 CACHE_NODE = ("aws:elasticache/cluster:Cluster", "cache-node")
 POD = "spec.template.spec"
+NAMESPACE = ("kubernetes:core/v1:Namespace", "ai-agents")
 NODE_GROUP_V2 = ("eks:index:NodeGroupV2", "extra-nodes")
 
 
@@ -638,6 +639,41 @@ BRANCH_CASES: list[BranchCase] = [
         branch="no-image",
     ),
     BranchCase(
+        "k8s-probes",
+        DEPLOY,
+        {f"{C0}.readinessProbe": DELETE, f"{C0}.livenessProbe": DELETE},
+        "api: container api has no livenessProbe and no readinessProbe.",
+        branch="neither-probe",
+    ),
+    BranchCase(
+        "k8s-probes",
+        DEPLOY,
+        {f"{C0}.name": DELETE, f"{C0}.readinessProbe": DELETE},
+        "api: container ? has no readinessProbe.",
+        branch="unnamed-container",
+    ),
+    BranchCase(
+        "k8s-no-host-path",
+        DEPLOY,
+        {f"{POD}.volumes.0": {"hostPath": {"path": "/var/log"}}},
+        "api mounts the node's filesystem (hostPath volume ?).",
+        branch="unnamed-volume",
+    ),
+    BranchCase(
+        "k8s-resources-set",
+        DEPLOY,
+        {f"{C0}.resources": DELETE},
+        "api: container api sets no resources.requests.cpu, resources.requests.memory, resources.limits.memory.",
+        branch="no-resources",
+    ),
+    BranchCase(
+        "k8s-namespace-pss-restricted",
+        NAMESPACE,
+        {"metadata.name": "apps", "metadata.labels": {}},
+        "Namespace apps enforces Pod Security Standard (none), not 'restricted'.",
+        branch="unlabelled-named-by-its-metadata",
+    ),
+    BranchCase(
         "k8s-no-host-namespaces",
         DEPLOY,
         {f"{C0}.ports": [{"containerPort": 8000.0}, {"containerPort": 9000.0, "hostPort": 9000.0}]},
@@ -723,6 +759,12 @@ class Allowed:
 
 
 ALLOWED: list[Allowed] = [
+    Allowed(
+        "k8s-probes",
+        {f"{POD}.initContainers": [{"name": "wait-for-db", "image": "busybox"}]},
+        DEPLOY,
+        branch="init-containers-need-no-probes",
+    ),
     Allowed(
         "k8s-run-as-non-root",
         {f"{C0}.securityContext.runAsNonRoot": DELETE},
