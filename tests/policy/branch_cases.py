@@ -28,6 +28,7 @@ from tests.policy.cases import (
     MNG,
     RDS,
     RDS_PARAMS,
+    REPO,
     ROLE_POLICY,
     STACK_WIDE,
     Case,
@@ -465,6 +466,25 @@ BRANCH_CASES: list[BranchCase] = [
         "ingress-lb admits 0.0.0.0/0 on all ports.",
         branch="protocol-unset-means-all",
     ),
+    # ECR
+    BranchCase(
+        "ecr-immutable-tags",
+        REPO,
+        {"imageTagMutability": DELETE},
+        "ECR repository api has imageTagMutability=MUTABLE: a pushed tag can be overwritten.",
+        branch="unset-means-mutable",
+    ),
+    BranchCase(
+        "ecr-kms-encryption",
+        REPO,
+        {
+            "encryptionConfigurations": [
+                {"encryptionType": "AES256", "kmsKey": "arn:aws:kms:eu-west-1:1:key/x"}
+            ]
+        },
+        "ECR repository api is not encrypted with a customer-managed KMS key.",
+        branch="key-named-but-aes",
+    ),
     # IAM
     BranchCase(
         "iam-no-wildcard-actions",
@@ -804,6 +824,12 @@ class Allowed:
 
 
 ALLOWED: list[Allowed] = [
+    Allowed(
+        "kms-key-rotation",
+        {"enableKeyRotation": False, "customerMasterKeySpec": "RSA_2048"},
+        ("aws:kms/key:Key", "key"),
+        branch="asymmetric-keys-cannot-rotate",
+    ),
     Allowed(
         "k8s-probes",
         {f"{POD}.initContainers": [{"name": "wait-for-db", "image": "busybox"}]},
