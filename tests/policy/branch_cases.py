@@ -608,6 +608,16 @@ BRANCH_CASES: list[BranchCase] = [
         branch="metric-not-watched-at-all",
     ),
     BranchCase(
+        "data-store-alarms-in-production",
+        RDS,
+        lambda plan: (
+            find(plan, *RDS)["props"].update({"identifier": "db"}),
+            _remove_alarms("db-CPUUtilization")(plan),
+        ),
+        "RDS instance db has no CloudWatch alarm with alarmActions on CPUUtilization.",
+        branch="identified-instance-metric-unwatched",
+    ),
+    BranchCase(
         "sns-topic-encrypted",
         TOPIC,
         {"kmsMasterKeyId": "arn:aws:kms:eu-west-1:123456789012:alias/aws/sns"},
