@@ -112,6 +112,11 @@ def _db_depends_on_an_unknown_urn(plan: Plan) -> None:
     find(plan, *RDS)["dependsOn"].append(urn("aws:ec2/subnet:Subnet", "not-in-this-plan"))
 
 
+def _identified_db_without_cpu_alarm(plan: Plan) -> None:
+    find(plan, *RDS)["props"]["identifier"] = "db"
+    _remove_alarms("db-CPUUtilization")(plan)
+
+
 @dataclass(frozen=True)
 class BranchCase(Case):
     branch: str = ""
@@ -610,10 +615,7 @@ BRANCH_CASES: list[BranchCase] = [
     BranchCase(
         "data-store-alarms-in-production",
         RDS,
-        lambda plan: (
-            find(plan, *RDS)["props"].update({"identifier": "db"}),
-            _remove_alarms("db-CPUUtilization")(plan),
-        ),
+        _identified_db_without_cpu_alarm,
         "RDS instance db has no CloudWatch alarm with alarmActions on CPUUtilization.",
         branch="identified-instance-metric-unwatched",
     ),
