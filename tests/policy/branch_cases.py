@@ -510,6 +510,34 @@ BRANCH_CASES: list[BranchCase] = [
         branch="star-without-sid",
     ),
     BranchCase(
+        "iam-no-wildcard-actions",
+        ("aws:iam/role:Role", "app-role"),
+        {
+            "inlinePolicies": [
+                {
+                    "name": "inline",
+                    "policy": _policy_json(
+                        {
+                            "Sid": "Inline",
+                            "Effect": "Allow",
+                            "Action": ["s3:*", "ec2:*"],
+                            "Resource": "arn:aws:s3:::b",
+                        }
+                    ),
+                }
+            ]
+        },
+        "app-role statement Inline allows wildcard action(s) s3:*, ec2:*.",
+        branch="role-inline-policy",
+    ),
+    BranchCase(
+        "secrets-manager-cmk",
+        ("aws:secretsmanager/secret:Secret", "app-secret"),
+        {"kmsKeyId": "arn:aws:kms:eu-west-1:123456789012:alias/aws/secretsmanager"},
+        "Secret app-secret is encrypted with the AWS-managed key instead of the stack's customer-managed key.",
+        branch="aws-managed-key",
+    ),
+    BranchCase(
         "iam-no-wildcard-resources",
         ROLE_POLICY,
         {
