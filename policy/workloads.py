@@ -414,8 +414,8 @@ POLICIES = [
         severity="high",
         controls=("SOC2 CC6.6",),
         types=[SERVICE],
-        description="Each LoadBalancer Service is a new internet entry point that bypasses the ingress (TLS, headers, limits).",
-        remediation="use type ClusterIP behind the Ingress; only the ingress controller (knob loadBalancerServices) gets a load balancer.",
+        description="Each LoadBalancer Service is a new internet entry point that bypasses the edge (TLS, headers, limits).",
+        remediation="use type ClusterIP and publish through an HTTPRoute on the Gateway, whose proxies' load balancer Envoy Gateway creates; a reviewed exception goes in knob loadBalancerServices.",
         check=_no_load_balancer,
     ),
     resource_policy(
