@@ -223,12 +223,15 @@ def _count_tokens(completion: ChatCompletion) -> None:
 def _describe(span: Span, completion: ChatCompletion) -> None:
     """The response's model, finish reasons and token usage on the chat span (what the server sent;
     odd or missing values are left out, as for the counter)."""
-    if isinstance(completion.model, str) and completion.model:
-        span.set_attribute("gen_ai.response.model", completion.model)
-    reasons = [c.finish_reason for c in completion.choices if isinstance(c.finish_reason, str)]
-    if reasons:
-        span.set_attribute("gen_ai.response.finish_reasons", reasons)
-    usage = completion.usage
+    # The SDK builds the completion without validating it: any field may be missing or of another type.
+    model = getattr(completion, "model", None)
+    if isinstance(model, str) and model:
+        span.set_attribute("gen_ai.response.model", model)
+    choices: Any = getattr(completion, "choices", None)
+    reasons = [getattr(c, "finish_reason", None) for c in choices] if isinstance(choices, list) else []
+    if finished := [reason for reason in reasons if isinstance(reason, str)]:
+        span.set_attribute("gen_ai.response.finish_reasons", finished)
+    usage = getattr(completion, "usage", None)
     if usage is None:
         return
     for key, value in (

@@ -118,3 +118,29 @@ def test_log_lines_inside_a_span_carry_its_ids(capsys: pytest.CaptureFixture[str
     inside = [{k: r.get(k) for k in ids} for r in records if r["event"] != "outside"]
     assert inside == [ids, ids]
     assert "trace_id" not in next(r for r in records if r["event"] == "outside")
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"unexpected": True},  # a JSON object that is no completion: choices and usage absent
+        {"choices": None, "model": 7, "usage": {"prompt_tokens": "many"}},
+        {"choices": [{"finish_reason": 3}], "usage": None},
+    ],
+)
+def test_an_answer_that_is_no_completion_adds_no_attributes_and_raises_nothing(
+    exported: tuple[TracerProvider, InMemorySpanExporter], answer: dict[str, object]
+) -> None:
+    """The SDK builds completions without validating them; the chat span must not turn a bad answer
+    into a TypeError (the job would fail as 'unexpected error' instead of naming the LLM)."""
+    from openai._models import construct_type  # the SDK's own unvalidated construction
+    from openai.types.chat import ChatCompletion
+
+    from app.clients.llm import _describe  # pyright: ignore[reportPrivateUsage]
+
+    provider, exporter = exported
+    completion = construct_type(type_=ChatCompletion, value=answer)
+    with provider.get_tracer("test").start_as_current_span("chat") as span:
+        _describe(span, completion)  # pyright: ignore[reportArgumentType]
+    (finished,) = exporter.get_finished_spans()
+    assert not [key for key in finished.attributes or {} if key.startswith("gen_ai.")]
