@@ -42,12 +42,17 @@ def candidate(base: dict[str, Any], shape: tuple[int, int, int, int, int]) -> di
     return doc
 
 
-def hpa_max_replicas(plan_json: Path) -> list[int]:
+# Where the plan carries each component's upper replica bound: the API's HPA, the workers' ScaledObject.
+_MAX_REPLICAS = {"kubernetes:autoscaling/": "maxReplicas", "kubernetes:keda.sh/": "maxReplicaCount"}
+
+
+def max_replicas(plan_json: Path) -> list[int]:
     plan = json.loads(plan_json.read_text())
     return sorted(
-        int(r["props"]["spec"]["maxReplicas"])
+        int(r["props"]["spec"][key])
         for r in plan["resources"]
-        if r["type"].startswith("kubernetes:autoscaling/") and "maxReplicas" in r["props"].get("spec", {})
+        for prefix, key in _MAX_REPLICAS.items()
+        if r["type"].startswith(prefix) and key in r["props"].get("spec", {})
     )
 
 
@@ -72,9 +77,9 @@ def plan_shapes(shapes: list[tuple[int, int, int, int, int]], repeat: int) -> li
                 samples[shape] += time_command(argvs[shape], 1)
         for shape in shapes:
             out = tmp / f"out-{'-'.join(str(n) for n in shape)}"
-            hpas = hpa_max_replicas(out / "plan.json")
-            if shape[1] not in hpas or shape[3] not in hpas:
-                raise RuntimeError(f"the plan of shape {shape} does not carry its replica bounds: {hpas}")
+            bounds = max_replicas(out / "plan.json")
+            if shape[1] not in bounds or shape[3] not in bounds:
+                raise RuntimeError(f"the plan of shape {shape} does not carry its replica bounds: {bounds}")
             rows.append(
                 {
                     "api_replicas": [shape[0], shape[1]],
