@@ -120,6 +120,7 @@ class ApiProcess(ServiceProcess):
         return [
             sys.executable, "-m", "uvicorn", "app.api.main:app", "--host", "127.0.0.1", "--port", str(self.port),
             "--proxy-headers", "--forwarded-allow-ips=*", "--timeout-graceful-shutdown", "20",
+            "--timeout-keep-alive", "75",
         ]  # fmt: skip
 
     def start_ready(self, attempts: int = 3, timeout: float = 30) -> None:

@@ -58,5 +58,7 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)"]
 # uvicorn is PID 1 and handles SIGTERM: it stops accepting, drains in-flight requests for up to 20 s.
+# Idle connections are kept 75 s, longer than the edge keeps them (60 s), so the proxy closes them, never
+# uvicorn under a request in flight (components/workloads/contract.py).
 STOPSIGNAL SIGTERM
-CMD ["uvicorn", "app.api.main:app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", "--forwarded-allow-ips=*", "--timeout-graceful-shutdown", "20"]
+CMD ["uvicorn", "app.api.main:app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", "--forwarded-allow-ips=*", "--timeout-graceful-shutdown", "20", "--timeout-keep-alive", "75"]

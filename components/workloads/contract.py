@@ -28,6 +28,12 @@ RDS_CA_BUNDLE_PATH = "/opt/rds/global-bundle.pem"
 DATABASE_SSLMODE = "verify-full"
 # uvicorn's graceful-shutdown timeout, set in the API image's command.
 API_SHUTDOWN_SECONDS = 20
+# Idle keep-alive connections between the edge's proxies and the API: the proxy closes them after
+# EDGE_UPSTREAM_IDLE_SECONDS, uvicorn only after API_KEEP_ALIVE_SECONDS (in the image's command). The
+# proxy must be the one to close: a request it sends on a connection uvicorn is closing at that moment
+# is reset (a 503 at the edge, a lost delivery to ServiceDesk Plus). uvicorn's own default is 5 s.
+EDGE_UPSTREAM_IDLE_SECONDS = 60
+API_KEEP_ALIVE_SECONDS = 75
 # The Redis list the workers consume (Celery's queue, app/worker/dispatch.py) and the database it is in:
 # the only queue the app publishes to, without message priorities (so no suffixed priority lists).
 # KEDA reads its length to scale the workers.

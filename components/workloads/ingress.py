@@ -10,7 +10,7 @@ from typing import Any
 
 import pulumi
 
-from components.workloads.contract import API_PORT
+from components.workloads.contract import API_PORT, EDGE_UPSTREAM_IDLE_SECONDS
 from components.workloads.settings import AppSettings
 
 GATEWAY_API = "gateway.networking.k8s.io/v1"
@@ -109,6 +109,8 @@ def backend_traffic_spec(settings: AppSettings, route: str, *, rate_limited: boo
     spec: dict[str, Any] = {
         "targetRefs": [route_ref(route)],
         "requestBuffer": {"limit": f"{settings.max_body_kib}Ki"},
+        # Envoy's default is an hour, longer than uvicorn keeps a connection (contract.py says why not).
+        "timeout": {"http": {"connectionIdleTimeout": f"{EDGE_UPSTREAM_IDLE_SECONDS}s"}},
     }
     if rate_limited:
         spec["rateLimit"] = {

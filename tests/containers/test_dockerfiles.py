@@ -16,6 +16,7 @@ import pytest
 
 from components.images import IMAGE_NAMES, dockerfile_path
 from components.workloads.contract import (
+    API_KEEP_ALIVE_SECONDS,
     API_PORT,
     API_SHUTDOWN_SECONDS,
     METRICS_PORT,
@@ -30,6 +31,7 @@ COMMANDS = {
     "api": [
         "uvicorn", "app.api.main:app", "--host", "0.0.0.0", "--port", str(API_PORT), "--proxy-headers",
         "--forwarded-allow-ips=*", "--timeout-graceful-shutdown", str(API_SHUTDOWN_SECONDS),
+        "--timeout-keep-alive", str(API_KEEP_ALIVE_SECONDS),
     ],
     "worker": [
         "celery", "-A", "app.worker.celery_app", "worker", "--pool", "threads", "--queues", "enhancements",

@@ -11,7 +11,12 @@ import pytest
 
 from components.edge import PROXY_LABELS
 from components.workloads.component import config_map_name, digest_of, migrations_job_name
-from components.workloads.contract import API_PORT, RDS_CA_BUNDLE_PATH
+from components.workloads.contract import (
+    API_KEEP_ALIVE_SECONDS,
+    API_PORT,
+    EDGE_UPSTREAM_IDLE_SECONDS,
+    RDS_CA_BUNDLE_PATH,
+)
 from components.workloads.pods import TASK_SOFT_TIME_LIMIT_SECONDS, TASK_TIME_LIMIT_SECONDS
 from infra.config import StackConfig
 from tests.app.settings_env import load_with
@@ -342,6 +347,12 @@ def test_webhook_route_is_rate_limited_per_client_and_bodies_are_limited(
             {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": name}
         ]
         assert spec["requestBuffer"] == {"limit": f"{config.app.max_body_kib}Ki"}
+        # The proxy closes idle connections to the API before uvicorn does (a race otherwise resets
+        # a request sent on a connection uvicorn is closing).
+        idle = spec["timeout"]["http"]["connectionIdleTimeout"]
+        assert (
+            idle == f"{EDGE_UPSTREAM_IDLE_SECONDS}s" and EDGE_UPSTREAM_IDLE_SECONDS < API_KEEP_ALIVE_SECONDS
+        )
     (rule,) = policies["api-webhook"]["rateLimit"]["local"]["rules"]
     assert rule["clientSelectors"] == [{"sourceCIDR": {"type": "Distinct", "value": "0.0.0.0/0"}}]
     assert rule["limit"] == {"requests": config.app.rate_limit_rps, "unit": "Second"}
