@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Engine, NullPool, create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 from app.db.migrate import alembic_config, ensure_app_role
+from harness.net import wait_until
 from harness.postgres import PostgresServer
 from harness.stack import APP_ROLE, Stack
 
@@ -120,11 +121,26 @@ def temp_capable_engine(stack: Stack) -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
+        # The role's temporary objects go when its backend exits, which happens after the client has
+        # disconnected: DROP ROLE before that fails ("owner of table pg_temp_N..."). Wait for what DROP
+        # ROLE checks (the objects it owns) and for its sessions to end.
+        wait_until(lambda: not _left_behind(stack, role), 30, interval=0.05, what=f"{role}'s sessions to end")
         _owner_execute(
             stack,
             sql.SQL("REVOKE ALL ON DATABASE {} FROM {}").format(database, ident),
             sql.SQL("DROP ROLE {}").format(ident),
         )
+
+
+def _left_behind(stack: Stack, role: str) -> int:
+    """The role's sessions plus the objects it owns (pg_shdepend's owner entries, as DROP ROLE sees)."""
+    query = text(
+        "SELECT (SELECT count(*) FROM pg_stat_activity WHERE usename = :role)"
+        " + (SELECT count(*) FROM pg_shdepend d JOIN pg_roles r ON d.refobjid = r.oid"
+        "    WHERE r.rolname = :role AND d.deptype = 'o')"
+    )
+    with stack.owner.connect() as conn:
+        return int(conn.execute(query, {"role": role}).scalar_one())
 
 
 def _owner_execute(stack: Stack, *statements: sql.Composed) -> None:
