@@ -46,6 +46,8 @@ def stack_cost_inputs(stack: str, root: Path = PACK_DIR.parent) -> tuple[str, Co
 def check_budget(
     resources: Sequence[StackResource], budget: float, region: str, usage: CostSettings
 ) -> Iterator[tuple[str, str | None]]:
+    """One finding when the estimate is over the budget: by how much, the component that costs most
+    (where a reviewer looks first) and the resources the table could not price (left out)."""
     plan = [
         {"urn": r.urn, "type": r.type, "name": r.name, "props": r.props, "parent": r.parent}
         for r in resources
@@ -55,13 +57,16 @@ def check_budget(
     except UnpricedError as exc:  # the region is not in the table at all
         yield f"The stack's monthly cost cannot be estimated against its budget: {exc}.", None
         return
-    if result.total > budget:
-        left_out = f" ({len(result.unpriced)} resource(s) not priced)" if result.unpriced else ""
-        yield (
-            f"Estimated monthly cost ${result.total:,.2f}{left_out} exceeds monthlyBudgetUsd ${budget:,.2f} "
-            f"by ${result.total - budget:,.2f}.",
-            None,
-        )
+    if result.total <= budget:
+        return
+    # Over a positive budget, so at least one priced line, hence one component.
+    component, component_usd = next(iter(result.by_component().items()))
+    left_out = f" Not priced, so left out: {', '.join(result.unpriced)}." if result.unpriced else ""
+    yield (
+        f"Estimated monthly cost ${result.total:,.2f} exceeds monthlyBudgetUsd ${budget:,.2f} "
+        f"by ${result.total - budget:,.2f}; the largest part is {component} (${component_usd:,.2f}).{left_out}",
+        None,
+    )
 
 
 def _within_budget(

@@ -297,6 +297,26 @@ def test_budget_policy_reports_over_budget_advisory_on_staging_mandatory_on_prod
     assert initial_config(load_settings("production"))["stack-monthly-budget"] == EnforcementLevel.MANDATORY
 
 
+def test_budget_finding_reads_the_stacks_usage_is_exact_at_the_budget_and_points_at_the_largest_part() -> (
+    None
+):
+    usage = CostSettings(nat_processed_gb_per_month=5000)
+    rows = [*small_stack(db_class="db.r6g.xlarge", multi_az=True), res("aws:rds/instance:Instance", "bare")]
+    plan = _stack(rows)
+    result = estimate(rows, REGION, usage, strict=False)
+    total, database = result.total, result.by_component()["Database"]
+    assert estimate(rows, REGION, strict=False).total < total - 100  # the usage assumption matters
+    assert list(check_budget(plan, total, REGION, usage)) == []  # exactly at the budget is within it
+    assert list(check_budget(plan, total - 0.01, REGION, usage)) == [
+        (
+            f"Estimated monthly cost ${total:,.2f} exceeds monthlyBudgetUsd ${total - 0.01:,.2f} by $0.01; "
+            f"the largest part is Database (${database:,.2f}). "
+            "Not priced, so left out: bare (aws:rds/instance:Instance).",
+            None,
+        )
+    ]
+
+
 def test_price_table_file_is_the_one_the_pack_reads() -> None:
     assert Path(PRICES_PATH).name == "prices.json" and TABLE["version"]
 
