@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal, cast
 
 from pulumi_policy import (
@@ -137,6 +138,33 @@ def _with_fix(message: str, remediation: str) -> str:
     return message if "Fix:" in message else f"{message} Fix: {remediation}"
 
 
+# The engine calls these through ``functools.partial`` rather than closures made inside the factories
+# below: the factories run once, at import, and the checking itself stays in plain module functions
+# (which mutation testing can reach, since it swaps a function when it is called).
+def _validate_resource(
+    wanted: frozenset[str],
+    check: ResourceCheck,
+    remediation: str,
+    args: ResourceValidationArgs,
+    report_violation: ReportViolation,
+) -> None:
+    if args.resource_type not in wanted:
+        return
+    settings = current_settings(args.get_config())
+    resource = Resource(args.resource_type, args.name, args.urn, args.props, settings)
+    for message in check(resource):
+        report_violation(_with_fix(message, remediation), None)
+
+
+def _validate_stack(
+    check: StackCheck, remediation: str, args: StackValidationArgs, report_violation: ReportViolation
+) -> None:
+    settings = current_settings(args.get_config())
+    resources = [stack_resource(r) for r in args.resources]
+    for message, urn in check(resources, settings):
+        report_violation(_with_fix(message, remediation), urn)
+
+
 def resource_policy(
     name: str,
     *,
@@ -159,18 +187,10 @@ def resource_policy(
         PolicyMetadata(severity, tuple(controls), stack_key, tuple(sorted(wanted)), description, remediation),
     )
 
-    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-        if args.resource_type not in wanted:
-            return
-        settings = current_settings(args.get_config())
-        resource = Resource(args.resource_type, args.name, args.urn, args.props, settings)
-        for message in check(resource):
-            report_violation(_with_fix(message, remediation), None)
-
     return ResourceValidationPolicy(
         name=name,
         description=f"{description} Fix: {remediation} ({label})",
-        validate=validate,
+        validate=partial(_validate_resource, wanted, check, remediation),
         enforcement_level=EnforcementLevel.MANDATORY,
         remediation_steps=remediation,
     )
@@ -207,16 +227,10 @@ def stack_policy(
         name, PolicyMetadata(severity, tuple(controls), stack_key, (), description, remediation)
     )
 
-    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-        settings = current_settings(args.get_config())
-        resources = [stack_resource(r) for r in args.resources]
-        for message, urn in check(resources, settings):
-            report_violation(_with_fix(message, remediation), urn)
-
     return StackValidationPolicy(
         name=name,
         description=f"{description} Fix: {remediation} ({label})",
-        validate=validate,
+        validate=partial(_validate_stack, check, remediation),
         enforcement_level=EnforcementLevel.MANDATORY,
         remediation_steps=remediation,
     )
