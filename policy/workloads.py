@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping
 from fnmatch import fnmatchcase
+from functools import partial
 from typing import Any
 
 from policy.core import (
@@ -56,12 +57,14 @@ def pod_spec(resource_type: str, props: Mapping[str, Any]) -> Mapping[str, Any]:
     return as_dict(get(props, path)) if path else {}
 
 
-def containers(spec: Mapping[str, Any], *, init: bool = True) -> list[Container]:
-    """Every container of a pod spec (init and ephemeral containers too unless ``init=False``)."""
-    found = dicts(spec.get("containers"))
-    if init:
-        found += dicts(spec.get("initContainers")) + dicts(spec.get("ephemeralContainers"))
-    return found
+def app_containers(spec: Mapping[str, Any]) -> list[Container]:
+    """The pod's long-running containers (``containers``: the ones probes and resources apply to)."""
+    return dicts(spec.get("containers"))
+
+
+def containers(spec: Mapping[str, Any]) -> list[Container]:
+    """Every container of a pod spec: the app's, the init containers and any ephemeral (debug) ones."""
+    return app_containers(spec) + dicts(spec.get("initContainers")) + dicts(spec.get("ephemeralContainers"))
 
 
 def effective(spec: Mapping[str, Any], container: Container, field: str) -> Any:
@@ -70,19 +73,19 @@ def effective(spec: Mapping[str, Any], container: Container, field: str) -> Any:
     return value if value is not None else get(spec, f"securityContext.{field}")
 
 
-def per_container(
-    problem: Callable[[Mapping[str, Any], Container], str | None], *, init: bool = True
-) -> Callable[[Resource], Iterator[str]]:
-    """A check that reports ``problem`` for every container of a workload's pod spec."""
+ContainerProblem = Callable[[Mapping[str, Any], Container], str | None]
 
-    def check(r: Resource) -> Iterator[str]:
-        spec = pod_spec(r.type, r.props)
-        for container in containers(spec, init=init):
-            message = problem(spec, container)
-            if message:
-                yield f"{r.name}: container {container.get('name', '?')} {message}."
 
-    return check
+def per_container(problem: ContainerProblem, r: Resource) -> Iterator[str]:
+    """``problem`` (given the pod spec and a container) for every container of a workload.
+
+    Policies bind it with ``functools.partial``, so the loop runs when the engine checks a resource.
+    """
+    spec = pod_spec(r.type, r.props)
+    for container in containers(spec):
+        message = problem(spec, container)
+        if message:
+            yield f"{r.name}: container {container.get('name', '?')} {message}."
 
 
 def _run_as_non_root(spec: Mapping[str, Any], c: Container) -> str | None:
@@ -137,7 +140,7 @@ def _resources_problem(require_cpu_limit: bool) -> Callable[[Mapping[str, Any], 
 
 
 def _resources(r: Resource) -> Iterator[str]:
-    return per_container(_resources_problem(r.settings.require_cpu_limits))(r)
+    return per_container(_resources_problem(r.settings.require_cpu_limits), r)
 
 
 def image_tag(image: str) -> str | None:
@@ -162,7 +165,7 @@ def _digest(_spec: Mapping[str, Any], c: Container) -> str | None:
 def _probes(r: Resource) -> Iterator[str]:
     if r.type not in LONG_RUNNING:
         return
-    for c in containers(pod_spec(r.type, r.props), init=False):
+    for c in app_containers(pod_spec(r.type, r.props)):
         missing = [p for p in ("livenessProbe", "readinessProbe") if not present(c.get(p))]
         if missing:
             yield f"{r.name}: container {c.get('name', '?')} has no {' and no '.join(missing)}."
@@ -272,7 +275,7 @@ def _verified_backend_tls(r: Resource) -> Iterator[str]:
 
 def _helm_pinned(r: Resource) -> Iterator[str]:
     version = str(r.props.get("version") or "")
-    if not version or re.search(r"[*^~<>|x]| ", version.lower().lstrip("v")):
+    if not version or re.search(r"[*^~<>|x]| ", version.lower()):
         yield f"Helm release {r.name} does not pin its chart version ({version or 'unset'})."
 
 
@@ -284,7 +287,7 @@ POLICIES = [
         types=WORKLOADS,
         description="A container running as root turns any container escape into root on the node.",
         remediation="set securityContext.runAsNonRoot=true and a non-zero runAsUser on the pod or every container.",
-        check=per_container(_run_as_non_root),
+        check=partial(per_container, _run_as_non_root),
     ),
     resource_policy(
         "k8s-no-privileged",
@@ -296,7 +299,7 @@ POLICIES = [
         types=WORKLOADS,
         description="A privileged container has every device and capability of the node.",
         remediation="remove securityContext.privileged=true.",
-        check=per_container(_not_privileged),
+        check=partial(per_container, _not_privileged),
     ),
     resource_policy(
         "k8s-no-privilege-escalation",
@@ -308,7 +311,7 @@ POLICIES = [
         types=WORKLOADS,
         description="Unless allowPrivilegeEscalation=false, setuid binaries can gain more privileges than the process started with.",
         remediation="set securityContext.allowPrivilegeEscalation=false on every container.",
-        check=per_container(_no_privilege_escalation),
+        check=partial(per_container, _no_privilege_escalation),
     ),
     resource_policy(
         "k8s-drop-all-capabilities",
@@ -317,7 +320,7 @@ POLICIES = [
         types=WORKLOADS,
         description="Default Linux capabilities (NET_RAW, ...) are more than an application needs.",
         remediation="set securityContext.capabilities.drop=['ALL'] and add back at most NET_BIND_SERVICE.",
-        check=per_container(_capabilities),
+        check=partial(per_container, _capabilities),
     ),
     resource_policy(
         "k8s-read-only-root-filesystem",
@@ -326,7 +329,7 @@ POLICIES = [
         types=WORKLOADS,
         description="A writable root filesystem lets an attacker drop tools and persist inside the container.",
         remediation="set securityContext.readOnlyRootFilesystem=true and mount an emptyDir where the app writes (/tmp).",
-        check=per_container(_read_only_root),
+        check=partial(per_container, _read_only_root),
     ),
     resource_policy(
         "k8s-seccomp-runtime-default",
@@ -335,7 +338,7 @@ POLICIES = [
         types=WORKLOADS,
         description="Without a seccomp profile every syscall is open to the container.",
         remediation="set securityContext.seccompProfile.type='RuntimeDefault' on the pod.",
-        check=per_container(_seccomp),
+        check=partial(per_container, _seccomp),
     ),
     resource_policy(
         "k8s-resources-set",
@@ -353,7 +356,7 @@ POLICIES = [
         types=WORKLOADS,
         description="':latest' (or no tag) changes under a running deployment and defeats rollbacks.",
         remediation="reference images by digest (repo@sha256:...), e.g. the digest the image build returns.",
-        check=per_container(_no_latest),
+        check=partial(per_container, _no_latest),
     ),
     resource_policy(
         "k8s-image-digest",
@@ -362,7 +365,7 @@ POLICIES = [
         types=WORKLOADS,
         description="A tag can be re-pointed; only a digest guarantees the image that was built and scanned is the one that runs.",
         remediation="reference images as <repository>@sha256:<digest>.",
-        check=per_container(_digest),
+        check=partial(per_container, _digest),
     ),
     resource_policy(
         "k8s-probes",

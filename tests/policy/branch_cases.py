@@ -685,6 +685,41 @@ BRANCH_CASES: list[BranchCase] = [
         branch="adds-capabilities",
     ),
     BranchCase(
+        "k8s-no-privileged",
+        DEPLOY,
+        {f"{POD}.initContainers": [{"name": "migrate", "securityContext": {"privileged": True}}]},
+        "api: container migrate is privileged.",
+        branch="init-container",
+    ),
+    BranchCase(
+        "k8s-no-privileged",
+        DEPLOY,
+        {f"{POD}.ephemeralContainers": [{"image": "busybox", "securityContext": {"privileged": True}}]},
+        "api: container ? is privileged.",
+        branch="unnamed-ephemeral-container",
+    ),
+    BranchCase(
+        "k8s-seccomp-runtime-default",
+        DEPLOY,
+        {f"{C0}.securityContext.seccompProfile": {"type": "Unconfined"}},
+        "api: container api has seccompProfile Unconfined.",
+        branch="container-overrides-the-pod",
+    ),
+    BranchCase(
+        "helm-chart-version-pinned",
+        ("kubernetes:helm.sh/v3:Release", "ingress-nginx"),
+        {"version": " 4.13.0"},
+        "Helm release ingress-nginx does not pin its chart version ( 4.13.0).",
+        branch="space-in-version",
+    ),
+    BranchCase(
+        "k8s-no-load-balancer-service",
+        ("kubernetes:core/v1:Service", "api"),
+        {"spec.type": "LoadBalancer", "metadata.namespace": DELETE, "metadata.name": "public-api"},
+        "Service default/public-api is of type LoadBalancer: it gets its own internet-facing load balancer.",
+        branch="default-namespace-named-by-its-metadata",
+    ),
+    BranchCase(
         "k8s-no-latest-image",
         DEPLOY,
         {f"{C0}.image": DELETE},
@@ -864,6 +899,24 @@ class Allowed:
 
 
 ALLOWED: list[Allowed] = [
+    Allowed(
+        "k8s-app-config-verified-tls",
+        {"data.REDIS_URL": DELETE, "data.REDIS_HOST": "master.cache.example.com", "data.REDIS_TLS": "True"},
+        CONFIG,
+        branch="redis-host-with-tls-in-any-case",
+    ),
+    Allowed(
+        "k8s-no-secrets-in-configmap",
+        {"data.DATABASE_SECRET": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:rds!db-1"},
+        CONFIG,
+        branch="secret-named-by-its-arn",
+    ),
+    Allowed(
+        "k8s-no-latest-image",
+        {f"{C0}.image": "registry.example.com:5000/team/api:1.4.2"},
+        DEPLOY,
+        branch="tag-after-a-registry-port",
+    ),
     Allowed(
         "kms-key-rotation",
         {"enableKeyRotation": False, "customerMasterKeySpec": "RSA_2048"},

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from policy.pack import POLICIES
+from policy.workloads import image_tag, pod_spec
 from tests.policy.branch_cases import ALLOWED, BRANCH_CASES, Allowed, BranchCase
-from tests.policy.cases import RDS, Case, compliant_plan, find, insecure_plan
+from tests.policy.cases import DEPLOY, RDS, Case, compliant_plan, find, insecure_plan
 from tests.policy.support import BY_NAME, fix, validate_resource, violations
 
 
@@ -42,3 +43,57 @@ def test_multi_az_required_by_the_stack_knob_says_so() -> None:
             "RDS instance db is single-AZ in this stack (rdsRequireMultiAz): an AZ outage takes the database down.",
         )
     ]
+
+
+def test_cpu_limits_are_required_only_where_the_stack_knob_asks_for_them() -> None:
+    policy = BY_NAME["k8s-resources-set"]
+    container = dict(find(compliant_plan(), *DEPLOY)["props"]["spec"]["template"]["spec"]["containers"][0])
+    container["resources"] = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}
+    props = {"spec": {"template": {"spec": {"containers": [container]}}}}
+    assert validate_resource(policy, DEPLOY[0], props, name="api") == []
+    assert validate_resource(policy, DEPLOY[0], props, name="api", config={"requireCpuLimits": True}) == [
+        fix(policy, "api: container api sets no resources.limits.cpu.")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("patterns", "reported"),
+    [((), True), (("edge/*",), True), (("ai-agents/*",), False), (("ai-agents/api", "x/y"), False)],
+)
+def test_load_balancer_services_the_knob_names_by_namespace_and_name_are_allowed(
+    patterns: tuple[str, ...], reported: bool
+) -> None:
+    policy = BY_NAME["k8s-no-load-balancer-service"]
+    service = {"metadata": {"name": "api", "namespace": "ai-agents"}, "spec": {"type": "LoadBalancer"}}
+    found = validate_resource(
+        policy,
+        "kubernetes:core/v1:Service",
+        service,
+        name="api",
+        config={"loadBalancerServices": list(patterns)},
+    )
+    message = "Service ai-agents/api is of type LoadBalancer: it gets its own internet-facing load balancer."
+    assert found == ([fix(policy, message)] if reported else [])
+
+
+@pytest.mark.parametrize(
+    ("image", "tag"),
+    [
+        ("api", None),
+        ("api:1.4.2", "1.4.2"),
+        ("registry.example.com:5000/team/api", None),  # a registry's port is not a tag
+        ("registry.example.com:5000/team/api:1.4.2", "1.4.2"),
+        ("registry.example.com:5000/api", None),
+        ("team/api:1.4.2@sha256:" + "a" * 64, "1.4.2"),
+        ("team/api@sha256:" + "a" * 64, None),
+    ],
+)
+def test_image_tag_reads_the_tag_after_the_last_path_component(image: str, tag: str | None) -> None:
+    assert image_tag(image) == tag
+
+
+def test_only_workloads_have_a_pod_spec() -> None:
+    assert pod_spec("kubernetes:core/v1:Service", {"spec": {"template": {"spec": {"containers": []}}}}) == {}
+    assert pod_spec(
+        "kubernetes:batch/v1:CronJob", {"spec": {"jobTemplate": {"spec": {"template": {"spec": {"a": 1}}}}}}
+    ) == {"a": 1}
