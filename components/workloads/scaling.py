@@ -36,29 +36,9 @@ QUOTA_HEADROOM_PERCENT = 10
 # --- autoscaler behaviour --------------------------------------------------------------------------
 
 
-def behavior_args(hpa: HpaSettings) -> k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs:
-    """Scale up by the larger of +N % and +N pods per period, down by the smaller of -N pods and -N %."""
-    period = hpa.policy_period_seconds
-
-    def policy(kind: str, value: int) -> k8s.autoscaling.v2.HPAScalingPolicyArgs:
-        return k8s.autoscaling.v2.HPAScalingPolicyArgs(type=kind, value=value, period_seconds=period)
-
-    return k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs(
-        scale_up=k8s.autoscaling.v2.HPAScalingRulesArgs(
-            stabilization_window_seconds=hpa.scale_up_stabilization_seconds,
-            select_policy="Max",
-            policies=[policy("Percent", hpa.scale_up_percent), policy("Pods", hpa.scale_up_pods)],
-        ),
-        scale_down=k8s.autoscaling.v2.HPAScalingRulesArgs(
-            stabilization_window_seconds=hpa.scale_down_stabilization_seconds,
-            select_policy="Min",
-            policies=[policy("Pods", hpa.scale_down_pods), policy("Percent", hpa.scale_down_percent)],
-        ),
-    )
-
-
 def behavior_manifest(hpa: HpaSettings) -> dict[str, Any]:
-    """The same behaviour as :func:`behavior_args`, as the plain object a ScaledObject carries."""
+    """Scale up by the larger of +N % and +N pods per period, down by the smaller of -N pods and -N %:
+    the object a ScaledObject carries, and (through :func:`behavior_args`) the API's HPA."""
     period = hpa.policy_period_seconds
     return {
         "scaleUp": {
@@ -78,6 +58,27 @@ def behavior_manifest(hpa: HpaSettings) -> dict[str, Any]:
             ],
         },
     }
+
+
+def _scaling_rules(rules: Mapping[str, Any]) -> k8s.autoscaling.v2.HPAScalingRulesArgs:
+    return k8s.autoscaling.v2.HPAScalingRulesArgs(
+        stabilization_window_seconds=rules["stabilizationWindowSeconds"],
+        select_policy=rules["selectPolicy"],
+        policies=[
+            k8s.autoscaling.v2.HPAScalingPolicyArgs(
+                type=p["type"], value=p["value"], period_seconds=p["periodSeconds"]
+            )
+            for p in rules["policies"]
+        ],
+    )
+
+
+def behavior_args(hpa: HpaSettings) -> k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs:
+    """:func:`behavior_manifest` as the typed args of a HorizontalPodAutoscaler (one source for both)."""
+    manifest = behavior_manifest(hpa)
+    return k8s.autoscaling.v2.HorizontalPodAutoscalerBehaviorArgs(
+        scale_up=_scaling_rules(manifest["scaleUp"]), scale_down=_scaling_rules(manifest["scaleDown"])
+    )
 
 
 # --- KEDA ------------------------------------------------------------------------------------------
