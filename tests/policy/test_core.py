@@ -11,21 +11,28 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import pytest
-from pulumi_policy import EnforcementLevel, ResourceValidationPolicy, StackValidationPolicy
+from pulumi_policy import (
+    EnforcementLevel,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
 
 from policy import core
 from policy.core import (
     PolicyMetadata,
     Resource,
     StackResource,
+    UnregisteredPolicyError,
     is_false,
     is_true,
     metadata,
+    number,
     present,
     resource_policy,
     stack_policy,
 )
-from policy.settings import PolicySettings
+from policy.settings import PolicySettings, stack_context
 from tests.policy.support import validate_resource, validate_stack
 
 BUCKET = "aws:s3/bucket:Bucket"
@@ -243,3 +250,51 @@ def test_true_and_false_are_booleans_or_their_spelling_in_any_case(
 )
 def test_present_means_a_non_empty_value(value: object, expected: bool) -> None:
     assert present(value) is expected
+
+
+def _budget_knob(
+    _resources: Sequence[StackResource], settings: PolicySettings
+) -> Iterator[tuple[str, str | None]]:
+    yield f"budget {settings.monthly_budget_usd}", None
+
+
+def test_a_stack_policy_reads_the_engines_config_for_its_knobs(scratch_names: list[str]) -> None:
+    scratch_names.append("test-stack-knob")
+    policy = stack_policy(
+        "test-stack-knob", description="d", remediation="r", check=_budget_knob, severity="low", controls=()
+    )
+    found: list[str] = []
+    with stack_context("staging"):
+        policy.validate(
+            StackValidationArgs([], config={"monthlyBudgetUsd": 123.0}),
+            lambda message, urn=None: found.append(message),
+        )
+    assert found == ["budget 123.0 Fix: r"]
+
+
+def test_an_unregistered_policy_is_named_with_the_way_to_register_it() -> None:
+    with pytest.raises(UnregisteredPolicyError) as missing:
+        metadata("built-by-hand")
+    assert str(missing.value) == (
+        "policy 'built-by-hand' has no severity: build it with policy.core.resource_policy or "
+        "stack_policy and pass severity= and controls="
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (3, 3.0),
+        (2.5, 2.5),
+        ("2.5", 2.5),
+        ("1e3", 1000.0),
+        (True, None),
+        ("ten", None),
+        (None, None),
+        ([1], None),
+    ],
+)
+def test_number_reads_numbers_and_numeric_text_but_not_booleans(
+    value: object, expected: float | None
+) -> None:
+    assert number(value) == expected

@@ -289,10 +289,14 @@ def test_budget_policy_reports_over_budget_advisory_on_staging_mandatory_on_prod
     plan = _stack(small_stack())
     total = estimate(small_stack(), REGION).total
     assert list(check_budget(plan, total + 1, REGION, CostSettings())) == []
-    (message, urn), *_ = check_budget(plan, total - 1, REGION, CostSettings())
-    assert urn is None and message.startswith(
-        f"Estimated monthly cost ${total:,.2f} exceeds monthlyBudgetUsd"
-    )
+    largest, largest_usd = next(iter(estimate(small_stack(), REGION).by_component().items()))
+    assert list(check_budget(plan, total - 1, REGION, CostSettings())) == [
+        (
+            f"Estimated monthly cost ${total:,.2f} exceeds monthlyBudgetUsd ${total - 1:,.2f} by $1.00; "
+            f"the largest part is {largest} (${largest_usd:,.2f}).",  # everything priced: nothing left out
+            None,
+        )
+    ]
     assert initial_config(load_settings("staging"))["stack-monthly-budget"] == EnforcementLevel.ADVISORY
     assert initial_config(load_settings("production"))["stack-monthly-budget"] == EnforcementLevel.MANDATORY
 
