@@ -33,13 +33,13 @@ def secret_key_refs(value: Any, path: str = "spec") -> Iterator[str]:
                 yield here
             else:
                 yield from secret_key_refs(child, here)
-    elif isinstance(value, list):
-        for index, child in enumerate(cast(list[Any], value)):
+    else:  # a list, as the engine hands it over: a read-only sequence proxy, not a ``list``
+        for index, child in enumerate(as_list(value)):
             yield from secret_key_refs(child, f"{path}.{index}")
 
 
 def _no_plain_secrets(r: Resource) -> Iterator[str]:
-    kind = str(get(r.props, "kind") or r.type.rpartition(":")[2])
+    kind = r.type.rpartition(":")[2]  # TriggerAuthentication or ClusterTriggerAuthentication
     spec = as_dict(get(r.props, "spec"))
     for field, what in (("secretTargetRef", "a Kubernetes Secret"), ("env", "a container's environment")):
         if as_list(spec.get(field)):

@@ -5,6 +5,7 @@ not; a ScaledObject's bounds must be ordered."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -63,9 +64,30 @@ def test_static_aws_keys_from_a_secret_are_refused() -> None:
         "accessKey": {"valueFrom": {"secretKeyRef": {"name": "aws", "key": "id"}}},
         "accessSecretKey": {"valueFrom": {"secretKeyRef": {"name": "aws", "key": "secret"}}},
     }
-    found = messages(plan, NO_PLAIN_SECRETS)
-    assert len(found) == 2
-    assert "spec.awsSecretManager.credentials.accessKey.valueFrom.secretKeyRef" in found[0]
+    assert messages(plan, NO_PLAIN_SECRETS) == [
+        "TriggerAuthentication ai-agents/redis-auth reads credentials from a Kubernetes Secret "
+        f"(spec.awsSecretManager.credentials.{key}.valueFrom.secretKeyRef)."
+        for key in ("accessKey", "accessSecretKey")
+    ]
+
+
+@pytest.mark.parametrize("sequence", [list, tuple], ids=["list", "read-only-sequence"])
+def test_a_secret_reference_inside_a_list_is_found_whatever_sequence_type_holds_it(
+    sequence: Callable[[list[Any]], Sequence[Any]],
+) -> None:
+    """The engine hands lists to a policy as read-only sequence proxies, not as ``list``."""
+    plan = keda_resources()
+    store = props(plan, TRIGGER_AUTHENTICATION)["spec"]["awsSecretManager"]
+    store["secrets"] = sequence(
+        [
+            {"parameter": "host", "name": "plain"},
+            {"parameter": "password", "valueFrom": {"secretKeyRef": {"name": "redis", "key": "token"}}},
+        ]
+    )
+    assert messages(plan, NO_PLAIN_SECRETS) == [
+        "TriggerAuthentication ai-agents/redis-auth reads credentials from a Kubernetes Secret "
+        "(spec.awsSecretManager.secrets.1.valueFrom.secretKeyRef)."
+    ]
 
 
 def test_a_cluster_trigger_authentication_is_held_to_the_same_rule() -> None:
@@ -74,7 +96,10 @@ def test_a_cluster_trigger_authentication_is_held_to_the_same_rule() -> None:
     auth["type"] = "kubernetes:keda.sh/v1alpha1:ClusterTriggerAuthentication"
     auth["props"]["kind"] = "ClusterTriggerAuthentication"
     auth["props"]["spec"]["env"] = [{"parameter": "password", "name": "REDIS_PASSWORD"}]
-    assert len(messages(plan, NO_PLAIN_SECRETS)) == 1
+    assert messages(plan, NO_PLAIN_SECRETS) == [
+        "ClusterTriggerAuthentication ai-agents/redis-auth reads credentials from a container's "
+        "environment (spec.env)."
+    ]
 
 
 def test_empty_lists_are_not_a_reference() -> None:
@@ -90,3 +115,19 @@ def test_bounds_must_be_ordered() -> None:
     assert messages(plan, MAX_REPLICAS) == [
         "ScaledObject ai-agents/worker has maxReplicaCount 2 below minReplicaCount 3."
     ]
+
+
+@pytest.mark.parametrize(
+    ("least", "most"),
+    [(3.0, 3.0), (None, 0.0), (None, 5.0)],
+    ids=["equal-bounds", "paused-at-zero-without-a-minimum", "no-minimum"],
+)
+def test_ordered_bounds_pass_an_absent_minimum_being_zero(least: float | None, most: float) -> None:
+    plan = keda_resources()
+    spec = props(plan, SCALED_OBJECT)["spec"]
+    spec["maxReplicaCount"] = most
+    if least is None:
+        del spec["minReplicaCount"]
+    else:
+        spec["minReplicaCount"] = least
+    assert messages(plan, MAX_REPLICAS) == []
