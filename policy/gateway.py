@@ -53,7 +53,7 @@ def forwards(rule: Mapping[str, Any]) -> bool:
 
 def covers(match: Mapping[str, Any], path: str) -> bool:
     """Whether an HTTPRoute match admits ``path`` (no path match means PathPrefix /)."""
-    kind = get(match, "path.type") or "PathPrefix"
+    kind = get(match, "path.type")  # unset: PathPrefix, the last case
     value = str(get(match, "path.value") or "/")
     if kind == "Exact":
         return value == path
@@ -62,7 +62,8 @@ def covers(match: Mapping[str, Any], path: str) -> bool:
             return re.fullmatch(value, path) is not None
         except re.error:
             return True  # a pattern the checker cannot read is not proven safe
-    return value.rstrip("/") == "" or path == value.rstrip("/") or path.startswith(value.rstrip("/") + "/")
+    # A trailing slash is ignored, so "/" leaves "" and admits every path (they all start with "/").
+    return path == value.rstrip("/") or path.startswith(value.rstrip("/") + "/")
 
 
 def _no_internal_paths(r: Resource) -> Iterator[str]:
@@ -93,7 +94,7 @@ def _service_type_load_balancer(value: Any) -> bool:
         return mapping.get("type") == "LoadBalancer" or any(
             _service_type_load_balancer(v) for v in mapping.values()
         )
-    return any(_service_type_load_balancer(v) for v in as_list(value) if not isinstance(v, str))
+    return any(_service_type_load_balancer(v) for v in as_list(value))
 
 
 def _load_balancer_only_gateway(r: Resource) -> Iterator[str]:
