@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from components.cost_settings import CostSettings
-from policy.core import as_dict, get, strings
+from policy.core import as_dict, as_list, get, strings
 
 PRICES_PATH = Path(__file__).resolve().parent / "prices.json"
 
@@ -253,9 +253,8 @@ def _nlb_services(value: Any, depth: int = 0) -> int:
         if annotations.get(NLB_ANNOTATION) in ("nlb", "external"):
             return 1 if is_lb else 0  # this node is the service spec: its children are not others
         return sum(_nlb_services(child, depth + 1) for child in node.values())
-    if isinstance(value, list):
-        return sum(_nlb_services(child, depth + 1) for child in cast(list[Any], value))
-    return 0
+    # A list, as the policy engine hands it over (a read-only sequence proxy) or as JSON reads it.
+    return sum(_nlb_services(child, depth + 1) for child in as_list(value))
 
 
 def _nlb(r: Resource, ctx: _Context) -> Iterable[tuple[str, float, tuple[str, ...], str | None]]:

@@ -589,6 +589,8 @@ def _nest(spec: dict[str, Any], depth: int) -> dict[str, Any]:
             2,
         ),
         ({"services": [[{"annotations": NLB}], {"x": {"annotations": NLB}}], "n": 3, "s": "nlb"}, 2),
+        # the policy engine hands lists over as read-only sequences, not as list
+        ({"services": ({"annotations": NLB}, ({"annotations": NLB},))}, 2),
         (_nest({"annotations": NLB}, 12), 1),  # deep in a chart's values
         (_nest({"annotations": NLB}, 13), 0),  # past the depth searched
     ],
