@@ -104,14 +104,22 @@ def _load_balancer_only_gateway(r: Resource) -> Iterator[str]:
         yield f"Helm release {r.name} creates a Service of type LoadBalancer: only the gateway's proxies get one."
 
 
-def parent_gateways(route: StackResource) -> list[tuple[str, str, str | None]]:
-    """(namespace, name, sectionName) of each Gateway an HTTPRoute attaches to."""
+def _names_a_gateway(ref: Mapping[str, Any]) -> bool:
+    """A parentRef to a Gateway: kind and group default to Gateway and gateway.networking.k8s.io, but a
+    group set to "" is the core group (a mesh route's Service parent), not the Gateway API's."""
+    group = ref.get("group")
+    return (ref.get("kind") or "Gateway") == "Gateway" and (
+        GATEWAY_GROUP if group is None else group
+    ) == GATEWAY_GROUP
+
+
+def parent_gateways(route: StackResource) -> list[tuple[str, str, str | None, Any]]:
+    """(namespace, name, sectionName, port) of each Gateway an HTTPRoute attaches to."""
     own = namespace_of(route.props)
     return [
-        (str(ref.get("namespace") or own), str(ref.get("name")), ref.get("sectionName"))
+        (str(ref.get("namespace") or own), str(ref.get("name")), ref.get("sectionName"), ref.get("port"))
         for ref in dicts(get(route.props, "spec.parentRefs"))
-        if (ref.get("kind") or "Gateway") == "Gateway"
-        and (ref.get("group") or GATEWAY_GROUP) == GATEWAY_GROUP
+        if _names_a_gateway(ref)
     ]
 
 
@@ -127,7 +135,7 @@ def _http_listeners_only_redirect(
 ) -> Iterator[tuple[str, str | None]]:
     plain = {
         (namespace_of(g.props), name_of(g)): {
-            str(item.get("name"))
+            str(item.get("name")): item.get("port")
             for item in dicts(get(g.props, "spec.listeners"))
             if item.get("protocol") == "HTTP"
         }
@@ -135,9 +143,13 @@ def _http_listeners_only_redirect(
         if g.type in GATEWAYS
     }
     for route in (r for r in resources if r.type in HTTP_ROUTES):
-        for namespace, gateway, section in parent_gateways(route):
-            listeners = plain.get((namespace, gateway), set())
-            served = listeners if section is None else listeners & {str(section)}
+        for namespace, gateway, section, port in parent_gateways(route):
+            # A parentRef's sectionName and port, each when set, must both match the listener.
+            served = {
+                listener
+                for listener, listening in plain.get((namespace, gateway), {}).items()
+                if section in (None, listener) and (port is None or port == listening)
+            }
             if served and not all(redirects_to_https(rule) for rule in dicts(get(route.props, "spec.rules"))):
                 yield (
                     f"HTTPRoute {namespace_of(route.props)}/{name_of(route)} serves plain-HTTP listener "

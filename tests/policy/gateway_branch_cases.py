@@ -156,6 +156,23 @@ GATEWAY_BRANCH_CASES: list[BranchCase] = [
         "with more than an https redirect.",
         branch="explicit-gateway-kind-and-group",
     ),
+    BranchCase(
+        REDIRECT,
+        API_ROUTE,
+        # A port picks every listener on it: port 80 is the plain-HTTP one.
+        {"spec.parentRefs.0.sectionName": DELETE, "spec.parentRefs.0.port": 80},
+        "HTTPRoute ai-agents/api serves plain-HTTP listener http of Gateway envoy-gateway-system/edge "
+        "with more than an https redirect.",
+        branch="port-of-the-http-listener",
+    ),
+    BranchCase(
+        REDIRECT,
+        API_ROUTE,
+        {"spec.parentRefs.0.sectionName": "http", "spec.parentRefs.0.port": 80.0},
+        "HTTPRoute ai-agents/api serves plain-HTTP listener http of Gateway envoy-gateway-system/edge "
+        "with more than an https redirect.",
+        branch="section-and-port-of-the-http-listener",
+    ),
     # gateway-route-no-internal-paths
     BranchCase(
         INTERNAL,
@@ -295,6 +312,27 @@ GATEWAY_ALLOWED: list[Allowed] = [
         },
         API_ROUTE,
         branch="parent-is-another-apis-gateway",
+    ),
+    Allowed(
+        REDIRECT,
+        # Group "" is the core group: no Gateway API Gateway is named, the route attaches nowhere.
+        {"spec.parentRefs.0": {"group": "", "kind": "Gateway", "name": "edge", "namespace": EDGE_NS}},
+        API_ROUTE,
+        branch="gateway-kind-of-the-core-group",
+    ),
+    Allowed(
+        REDIRECT,
+        # Only the listeners on the parentRef's port: the HTTPS one.
+        {"spec.parentRefs.0.sectionName": DELETE, "spec.parentRefs.0.port": 443.0},
+        API_ROUTE,
+        branch="port-of-the-https-listener",
+    ),
+    Allowed(
+        REDIRECT,
+        # sectionName and port must both match one listener: http listens on 80, not 8080.
+        {"spec.parentRefs.0.sectionName": "http", "spec.parentRefs.0.port": 8080.0},
+        API_ROUTE,
+        branch="section-and-port-of-no-listener",
     ),
     # gateway-route-no-internal-paths
     Allowed(

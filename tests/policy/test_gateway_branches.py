@@ -92,23 +92,25 @@ def route(parent_refs: list[dict[str, Any]], namespace: str | None = "apps") -> 
 
 
 def test_parent_gateways_apply_the_parent_ref_defaults() -> None:
-    """Group gateway.networking.k8s.io, kind Gateway and the route's namespace when unset (or empty)."""
+    """Group gateway.networking.k8s.io, kind Gateway and the route's namespace when unset (the namespace
+    also when empty); a group set to "" is the core group, so no Gateway API Gateway."""
     refs = [
         {"name": "a"},
-        {"name": "b", "namespace": "edge", "sectionName": "https"},
+        {"name": "b", "namespace": "edge", "sectionName": "https", "port": 443.0},
         {"name": "c", "namespace": ""},
-        {"name": "d", "group": "gateway.networking.k8s.io", "kind": "Gateway"},
+        {"name": "d", "group": "gateway.networking.k8s.io", "kind": "Gateway", "port": 80},
         {"name": "mesh", "group": "", "kind": "Service"},
+        {"name": "core", "group": "", "kind": "Gateway"},
         {"name": "other", "group": "example.com", "kind": "Gateway"},
         {"name": "set", "kind": "ListenerSet"},
     ]
     assert parent_gateways(route(refs)) == [
-        ("apps", "a", None),
-        ("edge", "b", "https"),
-        ("apps", "c", None),
-        ("apps", "d", None),
+        ("apps", "a", None, None),
+        ("edge", "b", "https", 443.0),
+        ("apps", "c", None, None),
+        ("apps", "d", None, 80),
     ]
-    assert parent_gateways(route([{"name": "a"}], namespace=None)) == [("default", "a", None)]
+    assert parent_gateways(route([{"name": "a"}], namespace=None)) == [("default", "a", None, None)]
 
 
 def reference_grant(namespace: str, from_: list[dict[str, Any]], to: list[dict[str, Any]]) -> StackResource:
