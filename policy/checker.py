@@ -22,6 +22,7 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.proxy import unknown_checking_proxy
 
 from policy.core import metadata
 from policy.pack import PACK_NAME, POLICIES, enforcement_level
@@ -111,7 +112,9 @@ def _entries(plan: Mapping[str, Any]) -> list[_Entry]:
                 parent=resource.get("parent") or None,
                 depends_on=tuple(str(d) for d in cast(list[Any], resource.get("dependsOn") or [])),
                 protect=bool(resource.get("protect")),
-                props=cast(Mapping[str, Any], props),
+                # Wrapped as the engine wraps every resource's props before a policy sees them:
+                # read-only Mapping/Sequence proxies (not dict/list) that raise on unknown values.
+                props=unknown_checking_proxy(dict(cast(Mapping[str, Any], props))),
             )
         )
     return entries

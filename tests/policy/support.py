@@ -1,4 +1,5 @@
-"""Run one policy by hand, exactly as CrossGuard calls it (args built by hand, not by the checker)."""
+"""Run one policy by hand, exactly as CrossGuard calls it (args built by hand, not by the checker;
+props wrapped in the engine's own read-only proxies, as the engine hands them over)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.proxy import unknown_checking_proxy
 
 from policy.pack import POLICIES
 from policy.settings import stack_context
@@ -47,7 +49,7 @@ def validate_resource(
     found: list[str] = []
     args = ResourceValidationArgs(
         resource_type=resource_type,
-        props=props,
+        props=unknown_checking_proxy(dict(props)),
         urn=f"urn:pulumi:{stack}::ai-agents-platform::{resource_type}::{name}",
         name=name,
         opts=options(),
@@ -66,7 +68,7 @@ def validate_stack(
     by_urn = {
         r["urn"]: PolicyResource(
             r["type"],
-            r["props"],
+            unknown_checking_proxy(dict(r["props"])),
             r["urn"],
             r["name"],
             options(r.get("parent"), protect=bool(r.get("protect"))),
