@@ -48,6 +48,11 @@ PROXY_LABELS = {
     "app.kubernetes.io/component": "proxy",
     "gateway.envoyproxy.io/owning-gateway-name": GATEWAY_NAME,
 }
+# The proxies' Prometheus endpoint: Envoy Gateway names the container port of STATS_PORT (19001,
+# components/edge_network_policies.py) `metrics` and serves Envoy's stats there at this path. The proxies'
+# Service does not expose the port, so Prometheus scrapes the pods (a PodMonitor).
+PROXY_METRICS_PORT = "metrics"
+PROXY_METRICS_PATH = "/stats/prometheus"
 
 # TLS 1.2 suites with forward secrecy and AEAD only (TLS 1.3 suites are not configurable and all modern).
 TLS_CIPHERS = (

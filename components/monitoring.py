@@ -8,8 +8,11 @@ configuration for the service, its alerting rules and its dashboard.
   port: the worker runs the threads pool, one process, so one registry holds every task's metrics)
   and cert-manager (certificate expiry). Targets are relabelled ``job="ai-agents-api"`` /
   ``job="ai-agents-worker"``, the names the rules use.
+* Further targets the program passes (``also_scrape``): a Service's port (a ServiceMonitor, e.g. the
+  trace collector's) or, where no Service exposes the port, the pods' own (a PodMonitor, e.g. the edge
+  proxies' Envoy stats, relabelled ``job="ai-agents-edge"``).
 * One PrometheusRule loaded from ``assets/prometheus-rules.yaml`` (unit-tested with promtool), its
-  kube-state-metrics matchers pointed at the stack's application namespace.
+  kube-state-metrics and Envoy route matchers pointed at the stack's application namespace.
 * The dashboard ``assets/grafana-dashboard.json``, provisioned by Grafana's sidecar from a labelled
   ConfigMap.
 * Alertmanager sends to the alarm SNS topic (the one the CloudWatch alarms use) through IRSA: no
@@ -26,7 +29,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NotRequired, TypedDict, cast
+from typing import Any, Literal, NotRequired, TypedDict, cast
 
 import pulumi
 import pulumi_aws as aws
@@ -67,6 +70,7 @@ PROMETHEUS_POD_LABELS = {"app.kubernetes.io/name": "prometheus"}
 # The job labels the rules and the dashboard select on (targets are relabelled to them).
 API_JOB = "ai-agents-api"
 WORKER_JOB = "ai-agents-worker"
+EDGE_JOB = "ai-agents-edge"
 # The application namespace the rules file's kube-state-metrics matchers name (the stack default).
 RULES_NAMESPACE = "ai-agents"
 # Each scraped component's Service, by its `metrics` port, and the job its targets get.
@@ -101,6 +105,14 @@ class ServiceMonitorSpec(TypedDict):
     endpoints: list[Endpoint]
 
 
+class PodMonitorSpec(TypedDict):
+    selector: LabelSelector
+    namespaceSelector: NamespaceSelector
+    # A PodMetricsEndpoint has the fields of a ServiceMonitor's Endpoint used here; its ``port`` is the
+    # name of a container port of the selected pods.
+    podMetricsEndpoints: list[Endpoint]
+
+
 def cert_manager_metrics_port(chart_version: str) -> str:
     """The name of cert-manager's metrics Service port (9402): renamed to ``http-metrics`` in v1.21."""
     major, minor = (int(part) for part in chart_version.lstrip("v").split(".")[:2])
@@ -110,11 +122,14 @@ def cert_manager_metrics_port(chart_version: str) -> str:
 def load_rules(path: Path = RULES_FILE, app_namespace: str = RULES_NAMESPACE) -> dict[str, Any]:
     """The rules file as a PrometheusRule ``spec`` (``{"groups": [...]}``); an error names the file.
 
-    The file selects kube-state-metrics' series of the application namespace it was written (and
-    promtool-tested) for; they are pointed at ``app_namespace`` here.
+    The file selects kube-state-metrics' series, and Envoy's per-route ones (Envoy Gateway names a
+    route's cluster ``httproute/<namespace>/<route>/...``), of the application namespace it was written
+    (and promtool-tested) for; they are pointed at ``app_namespace`` here.
     """
-    text = path.read_text(encoding="utf-8").replace(
-        f'namespace="{RULES_NAMESPACE}"', f'namespace="{app_namespace}"'
+    text = (
+        path.read_text(encoding="utf-8")
+        .replace(f'namespace="{RULES_NAMESPACE}"', f'namespace="{app_namespace}"')
+        .replace(f'"httproute/{RULES_NAMESPACE}/', f'"httproute/{app_namespace}/')
     )
     document: Any = yaml.safe_load(text)
     if not isinstance(document, dict) or not isinstance(cast(dict[str, Any], document).get("groups"), list):
@@ -130,16 +145,31 @@ def load_dashboard(path: Path = DASHBOARD_FILE) -> str:
     return json.dumps(document, indent=1, sort_keys=True)
 
 
-def service_monitor_spec(
-    namespace: str, selector: Mapping[str, str], port: str, job: str | None
-) -> ServiceMonitorSpec:
-    endpoint: Endpoint = {"port": port, "path": "/metrics", "interval": SCRAPE_INTERVAL, "scheme": "http"}
+def endpoint(port: str, job: str | None, path: str = "/metrics") -> Endpoint:
+    """Scrape the named ``port`` at ``path``; with a ``job``, its targets are relabelled to it."""
+    found: Endpoint = {"port": port, "path": path, "interval": SCRAPE_INTERVAL, "scheme": "http"}
     if job is not None:
-        endpoint["relabelings"] = [{"action": "replace", "targetLabel": "job", "replacement": job}]
+        found["relabelings"] = [{"action": "replace", "targetLabel": "job", "replacement": job}]
+    return found
+
+
+def service_monitor_spec(
+    namespace: str, selector: Mapping[str, str], port: str, job: str | None, path: str = "/metrics"
+) -> ServiceMonitorSpec:
     return {
         "selector": {"matchLabels": dict(selector)},
         "namespaceSelector": {"matchNames": [namespace]},
-        "endpoints": [endpoint],
+        "endpoints": [endpoint(port, job, path)],
+    }
+
+
+def pod_monitor_spec(
+    namespace: str, selector: Mapping[str, str], port: str, job: str | None, path: str
+) -> PodMonitorSpec:
+    return {
+        "selector": {"matchLabels": dict(selector)},
+        "namespaceSelector": {"matchNames": [namespace]},
+        "podMetricsEndpoints": [endpoint(port, job, path)],
     }
 
 
@@ -160,12 +190,18 @@ def alertmanager_policy(topic_arn: str, topic_key_arn: str) -> str:
 
 @dataclass(frozen=True)
 class ScrapeTarget:
-    """A Service in another namespace whose named ``port`` Prometheus scrapes (e.g. the trace collector)."""
+    """Something in another namespace whose named ``port`` Prometheus scrapes: by default the Services
+    ``selector`` matches (a ServiceMonitor, e.g. the trace collector); with ``kind="PodMonitor"`` the
+    pods it matches, by their container port, for a port no Service exposes (e.g. the edge proxies')."""
 
     name: str
     namespace: str
     selector: Mapping[str, str]
     port: str
+    kind: Literal["ServiceMonitor", "PodMonitor"] = "ServiceMonitor"
+    path: str = "/metrics"
+    # The job label its targets get (the rules select on it); None keeps Prometheus' own.
+    job: str | None = None
 
 
 @dataclass(frozen=True)
@@ -189,7 +225,7 @@ class MonitoringArgs:
     replicas: int = 1
     # What must exist before the ServiceMonitors and the NetworkPolicy (the workloads' namespace).
     after: Sequence[pulumi.Resource] = field(default_factory=list[pulumi.Resource])
-    # Further Services to scrape, each with a ServiceMonitor in its own namespace (after ``after``).
+    # Further Services or pods to scrape, each with its monitor in its own namespace (after ``after``).
     also_scrape: Sequence[ScrapeTarget] = ()
 
 
@@ -261,7 +297,8 @@ class Monitoring(pulumi.ComponentResource):
             timeout=900,
             opts=on_cluster.merge(pulumi.ResourceOptions(depends_on=[storage_class])),
         )
-        # ServiceMonitor and PrometheusRule are CRDs the release installs: nothing below applies earlier.
+        # ServiceMonitor, PodMonitor and PrometheusRule are CRDs the release installs: nothing below
+        # applies earlier.
         after_release = on_cluster.merge(pulumi.ResourceOptions(depends_on=[release]))
         after_workloads = on_cluster.merge(pulumi.ResourceOptions(depends_on=[release, *args.after]))
 
@@ -285,12 +322,17 @@ class Monitoring(pulumi.ComponentResource):
             after_release,
         )
         for target in args.also_scrape:
-            self._service_monitor(
-                target.name,
-                target.namespace,
-                service_monitor_spec(target.namespace, target.selector, target.port, None),
-                after_workloads,
-            )
+            if target.kind == "PodMonitor":
+                self._pod_monitor(target, after_workloads)
+            else:
+                self._service_monitor(
+                    target.name,
+                    target.namespace,
+                    service_monitor_spec(
+                        target.namespace, target.selector, target.port, target.job, target.path
+                    ),
+                    after_workloads,
+                )
 
         k8s.apiextensions.CustomResource(
             f"{name}-rules",
@@ -338,6 +380,16 @@ class Monitoring(pulumi.ComponentResource):
             kind="ServiceMonitor",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=role, namespace=namespace),
             spec=spec,
+            opts=opts,
+        )
+
+    def _pod_monitor(self, target: ScrapeTarget, opts: pulumi.ResourceOptions) -> None:
+        k8s.apiextensions.CustomResource(
+            f"{self._name}-{target.name}-pod-monitor",
+            api_version="monitoring.coreos.com/v1",
+            kind="PodMonitor",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=target.name, namespace=target.namespace),
+            spec=pod_monitor_spec(target.namespace, target.selector, target.port, target.job, target.path),
             opts=opts,
         )
 

@@ -16,12 +16,12 @@ from components.alarms import Alarms, AlarmsArgs
 from components.cache import Cache, CacheArgs
 from components.cluster import Cluster, ClusterArgs
 from components.database import Database, DatabaseArgs
-from components.edge import HTTPS_LISTENER, PROXY_LABELS
+from components.edge import HTTPS_LISTENER, PROXY_LABELS, PROXY_METRICS_PATH, PROXY_METRICS_PORT
 from components.identity import AppIdentity, AppIdentityArgs
 from components.images import Images, ImagesArgs, current_git_sha
 from components.keda import Keda, KedaArgs
 from components.keys import Keys, KeysArgs
-from components.monitoring import PROMETHEUS_POD_LABELS, Monitoring, MonitoringArgs, ScrapeTarget
+from components.monitoring import EDGE_JOB, PROMETHEUS_POD_LABELS, Monitoring, MonitoringArgs, ScrapeTarget
 from components.monitoring_values import NAMESPACE as MONITORING_NAMESPACE
 from components.network import Network, NetworkArgs
 from components.platform import CERT_MANAGER_NAMESPACE, Platform, PlatformArgs
@@ -235,6 +235,20 @@ def collector_metrics(tracing: Tracing) -> ScrapeTarget:
     )
 
 
+def edge_metrics(platform: Platform) -> ScrapeTarget:
+    """Prometheus scrapes the edge proxies' Envoy stats (requests and responses per route, upstream
+    failures) on the pods themselves: their Service exposes only the listeners."""
+    return ScrapeTarget(
+        name="edge-proxy",
+        namespace=platform.ingress_namespace,
+        selector=PROXY_LABELS,
+        port=PROXY_METRICS_PORT,
+        kind="PodMonitor",
+        path=PROXY_METRICS_PATH,
+        job=EDGE_JOB,
+    )
+
+
 def tracing_args(
     config: StackConfig,
     *,
@@ -444,7 +458,7 @@ def main() -> None:
         cache=cache,
         after=[workloads, *([tracing] if tracing else [])],
         opts=on_aws,
-        also_scrape=[collector_metrics(tracing)] if tracing else [],
+        also_scrape=[edge_metrics(platform), *([collector_metrics(tracing)] if tracing else [])],
     )
 
     pulumi.export("vpcId", network.vpc_id)

@@ -68,8 +68,9 @@ def stack_config(stack: str, **platform: Any) -> StackConfig:
     return config
 
 
-# Declares more resources on top of the composition (e.g. monitoring), given the provider and workloads.
-AfterWorkloads = Callable[[k8s.Provider, Workloads], None]
+# Declares more resources on top of the composition (e.g. monitoring), given the provider, the platform
+# and the workloads.
+AfterWorkloads = Callable[[k8s.Provider, Platform, Workloads], None]
 
 
 def compose(config: StackConfig, after_workloads: AfterWorkloads | None = None) -> Captured:
@@ -120,7 +121,7 @@ def compose(config: StackConfig, after_workloads: AfterWorkloads | None = None) 
             ),
         )
         if after_workloads is not None:
-            after_workloads(provider, workloads)
+            after_workloads(provider, platform, workloads)
 
     return run(program, stack=config.environment)
 

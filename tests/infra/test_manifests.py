@@ -44,8 +44,9 @@ GATEWAY_API_AND_CERT_MANAGER = {
 ENVOY_GATEWAY = {"EnvoyProxy", "ClientTrafficPolicy", "BackendTrafficPolicy", "SecurityPolicy"}
 # npm @kubernetes-models/prometheus-operator 5.0.1 carries the operator's v0.90.1 CRDs; the pinned
 # kube-prometheus-stack 79.x installs v0.86 ones (80.0.0 moved to v0.87), and no package carries 0.86.
-# Between the two, ServiceMonitor and PrometheusRule only gained optional fields, none used here.
-PROMETHEUS_OPERATOR = {"ServiceMonitor", "PrometheusRule"}
+# Between the two, ServiceMonitor and PrometheusRule only gained optional fields, none used here; the
+# PodMonitor uses only fields both have (a named container port, path, interval, scheme, relabelings).
+PROMETHEUS_OPERATOR = {"ServiceMonitor", "PodMonitor", "PrometheusRule"}
 KEDA = {"ScaledObject", "TriggerAuthentication"}
 CRD_CHECKED = GATEWAY_API_AND_CERT_MANAGER | ENVOY_GATEWAY | KEDA | PROMETHEUS_OPERATOR
 # Custom resources have no schema in the Kubernetes OpenAPI documents: the kinds in CRD_CHECKED are
@@ -54,6 +55,7 @@ CRD_CHECKED = GATEWAY_API_AND_CERT_MANAGER | ENVOY_GATEWAY | KEDA | PROMETHEUS_O
 CUSTOM_KINDS = {
     "ClusterIssuer": "cert-manager CRD (installed by the chart); checked in test_platform.py",
     "ServiceMonitor": "prometheus-operator CRD (kube-prometheus-stack); checked in test_monitoring.py",
+    "PodMonitor": "prometheus-operator CRD (kube-prometheus-stack); the edge proxies, test_monitoring.py",
     "PrometheusRule": "prometheus-operator CRD (kube-prometheus-stack); test_monitoring.py, promtool",
     "Certificate": "cert-manager CRD; checked in test_platform.py",
     "GatewayClass": "Gateway API CRD (gateway-crds-helm); checked in test_platform.py",
@@ -270,6 +272,7 @@ def test_monitoring_custom_resources_match_their_published_crd_schemas(planned: 
         ("ServiceMonitor", "ai-agents", "worker"),
         ("ServiceMonitor", "cert-manager", "cert-manager"),
         ("ServiceMonitor", "observability", "otel-collector"),
+        ("PodMonitor", "envoy-gateway-system", "edge-proxy"),
         ("PrometheusRule", "monitoring", "ai-agents"),
     }
     assert crd_schema_errors(objects) == {"errors": [], "unchecked": []}
@@ -283,6 +286,16 @@ def test_crd_schema_validation_catches_a_rule_duration_prometheus_cannot_parse(
     rule["spec"]["groups"][0]["rules"][0]["for"] = "2 minutes"  # Prometheus durations are 2m
     (error,) = crd_schema_errors([rule])["errors"]
     assert "rules/0/for" in error
+
+
+def test_crd_schema_validation_catches_a_pod_monitor_scheme_prometheus_does_not_know(
+    planned: tuple[str, Path],
+) -> None:
+    _, directory = planned
+    monitor = copy.deepcopy(next(o for o in load(directory).values() if o["kind"] == "PodMonitor"))
+    monitor["spec"]["podMetricsEndpoints"][0]["scheme"] = "tcp"  # http or https only
+    (error,) = crd_schema_errors([monitor])["errors"]
+    assert "podMetricsEndpoints/0/scheme" in error
 
 
 def test_crd_schema_validation_catches_a_tls_version_envoy_does_not_know(composed: tuple[str, Path]) -> None:

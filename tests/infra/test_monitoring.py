@@ -1,7 +1,8 @@
 """Monitoring under mocks, composed with the real platform and workloads: the pinned chart with the
-config's retention and storage, ServiceMonitors that select the workloads' real Services and ports,
-the rules file and dashboard as loaded, Alertmanager paging the alarm topic through IRSA, and a
-NetworkPolicy that lets Prometheus (only) through the workloads' default-deny."""
+config's retention and storage, ServiceMonitors that select the workloads' real Services and ports, a
+PodMonitor on the edge's proxies where the edge admits Prometheus, the rules file and dashboard as
+loaded, Alertmanager paging the alarm topic through IRSA, and a NetworkPolicy that lets Prometheus
+(only) through the workloads' default-deny."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pulumi_kubernetes as k8s
 import pytest
 import yaml
 
+from components.edge_network_policies import STATS_PORT
 from components.monitoring import (
     CHART,
     CHART_REPO,
@@ -24,16 +26,18 @@ from components.monitoring import (
     load_rules,
 )
 from components.monitoring_values import NAMESPACE, STORAGE_CLASS
-from components.platform import CERT_MANAGER_NAMESPACE
+from components.platform import CERT_MANAGER_NAMESPACE, Platform
 from components.workloads.component import Workloads
 from components.workloads.contract import API_PORT, APP_NAME, METRICS_PORT, PART_OF
 from infra.config import StackConfig
-from infra.program import monitoring_args
+from infra.program import edge_metrics, monitoring_args
 from tests.infra.harness import Captured
 from tests.infra.k8s_fixtures import (
     ACCOUNT,
     CONFIG_MAP,
     DEPLOYMENT,
+    GATEWAY,
+    HTTP_ROUTE,
     NETWORK_POLICY,
     OIDC_ISSUER,
     OIDC_PROVIDER_ARN,
@@ -47,6 +51,7 @@ from tests.infra.k8s_fixtures import compose as compose_platform
 TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:ai-agents-test-alarms"
 TOPIC_KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/11111111-2222-3333-4444-555555555555"
 SERVICE_MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
+POD_MONITOR = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
 PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
 SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 STORAGE_CLASS_TYPE = "kubernetes:storage.k8s.io/v1:StorageClass"
@@ -55,9 +60,10 @@ ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 
 
 def compose(config: StackConfig) -> Captured:
-    """The platform, images and workloads composition, plus monitoring after the workloads."""
+    """The platform, images and workloads composition, plus monitoring after the workloads, scraping the
+    edge as the program has it."""
 
-    def monitoring(provider: k8s.Provider, workloads: Workloads) -> None:
+    def monitoring(provider: k8s.Provider, platform: Platform, workloads: Workloads) -> None:
         Monitoring(
             "mon",
             monitoring_args(
@@ -68,6 +74,7 @@ def compose(config: StackConfig) -> Captured:
                 oidc_provider_arn=OIDC_PROVIDER_ARN,
                 oidc_issuer=OIDC_ISSUER,
                 after=[workloads],
+                also_scrape=[edge_metrics(platform)],
             ),
         )
 
@@ -219,10 +226,13 @@ def test_custom_resources_wait_for_the_chart_and_the_workloads(stack: tuple[Stac
     release = captured.one(RELEASE, "mon-kube-prometheus-stack").urn
     # Depending on a component means depending on its children: the namespace among them.
     namespace = captured.one("kubernetes:core/v1:Namespace", "app-namespace").urn
-    for resource in [*captured.of_type(SERVICE_MONITOR), *captured.of_type(PROMETHEUS_RULE)]:
+    monitors = [*captured.of_type(SERVICE_MONITOR), *captured.of_type(POD_MONITOR)]
+    for resource in [*monitors, *captured.of_type(PROMETHEUS_RULE)]:
         assert release in resource.depends_on, f"{resource.name} does not wait for the CRDs"
     for role in ("api", "worker"):
         assert namespace in captured.one(SERVICE_MONITOR, f"mon-{role}-service-monitor").depends_on
+    # The edge's namespace and Gateway come before the workloads' routes, so before the PodMonitor too.
+    assert namespace in captured.one(POD_MONITOR, "mon-edge-proxy-pod-monitor").depends_on
     assert namespace in captured.one(NETWORK_POLICY, "mon-scrape").depends_on
 
 
@@ -287,13 +297,92 @@ def test_worker_down_is_never_a_scaling_decision(stack: tuple[StackConfig, Captu
 
 
 def test_rules_follow_the_application_namespace() -> None:
-    assert f'namespace="{RULES_NAMESPACE}"' in RULES_FILE.read_text(encoding="utf-8")
+    text = RULES_FILE.read_text(encoding="utf-8")
+    assert f'namespace="{RULES_NAMESPACE}"' in text and f'"httproute/{RULES_NAMESPACE}/' in text
     exprs = " ".join(
         rule["expr"] for group in load_rules(app_namespace="tickets")["groups"] for rule in group["rules"]
     )
     assert f'namespace="{RULES_NAMESPACE}"' not in exprs
+    assert f"/{RULES_NAMESPACE}/" not in exprs
     # ApiDown's, ApiMetricsMissing's, WorkerDown's and WorkerMetricsMissing's
     assert exprs.count('namespace="tickets"') == 4
+    # EdgeHighErrorRate's errors and requests
+    assert exprs.count('envoy_cluster_name=~"httproute/tickets/api(-webhook)?/rule/[0-9]+"') == 2
+
+
+def edge_monitor(captured: Captured) -> dict[str, Any]:
+    (monitor,) = [captured.inputs(POD_MONITOR, r.name) for r in captured.of_type(POD_MONITOR)]
+    return monitor
+
+
+def test_edge_proxies_are_scraped_on_their_pods_where_the_edge_admits_prometheus(
+    stack: tuple[StackConfig, Captured],
+) -> None:
+    """The PodMonitor selects the pods the edge's NetworkPolicy lets Prometheus reach on the stats port,
+    in the Gateway's namespace, by the name Envoy Gateway gives that container port."""
+    _, captured = stack
+    monitor = edge_monitor(captured)
+    gateway = captured.inputs(GATEWAY)["metadata"]
+    assert monitor["metadata"] == {"name": "edge-proxy", "namespace": gateway["namespace"]}
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [gateway["namespace"]]}
+    admitted = [
+        policy["spec"]["podSelector"]
+        for policy in (captured.inputs(NETWORK_POLICY, r.name) for r in captured.of_type(NETWORK_POLICY))
+        if policy["metadata"]["namespace"] == gateway["namespace"]
+        for rule in policy["spec"].get("ingress", [])
+        for peer in rule.get("from", [])
+        if peer.get("podSelector") == {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}
+        and [p["port"] for p in rule["ports"]] == [STATS_PORT]
+    ]
+    # The proxies' policy and the controller's both admit Prometheus to 19001; the proxies are the pods
+    # labelled with the Gateway they serve.
+    (proxies,) = [
+        s
+        for s in admitted
+        if s["matchLabels"].get("gateway.envoyproxy.io/owning-gateway-name") == gateway["name"]
+    ]
+    assert monitor["spec"]["selector"] == proxies
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    # Envoy Gateway's proxy Deployment: containerPort 19001 named `metrics`, Envoy's stats at this path.
+    assert endpoint == {
+        "port": "metrics",
+        "path": "/stats/prometheus",
+        "interval": chart(captured)["values"]["prometheus"]["prometheusSpec"]["scrapeInterval"],
+        "scheme": "http",
+        "relabelings": [{"action": "replace", "targetLabel": "job", "replacement": "ai-agents-edge"}],
+    }
+
+
+def edge_alert(captured: Captured) -> str:
+    (expr,) = [
+        rule["expr"]
+        for group in captured.inputs(PROMETHEUS_RULE)["spec"]["groups"]
+        for rule in group["rules"]
+        if rule["alert"] == "EdgeHighErrorRate"
+    ]
+    return expr
+
+
+def test_edge_alert_reads_the_scraped_job_and_exactly_the_api_routes(
+    stack: tuple[StackConfig, Captured],
+) -> None:
+    """EdgeHighErrorRate selects the PodMonitor's job, and among the clusters Envoy Gateway makes of the
+    planned HTTPRoutes (httproute/<namespace>/<name>/rule/<n>) exactly those of the routes to the API."""
+    _, captured = stack
+    expr = edge_alert(captured)
+    (endpoint,) = edge_monitor(captured)["spec"]["podMetricsEndpoints"]
+    (relabel,) = endpoint["relabelings"]
+    assert re.findall(r'job="([^"]+)"', expr) == [relabel["replacement"]] * 2
+    (pattern,) = set(re.findall(r'envoy_cluster_name=~"([^"]+)"', expr))
+    api_service = captured.inputs(SERVICE, "app-api-svc")["metadata"]["name"]
+    clusters: dict[str, bool] = {}
+    for route in (captured.inputs(HTTP_ROUTE, r.name) for r in captured.of_type(HTTP_ROUTE)):
+        for index, rule in enumerate(route["spec"]["rules"]):
+            name = f"httproute/{route['metadata']['namespace']}/{route['metadata']['name']}/rule/{index}"
+            clusters[name] = [b["name"] for b in rule.get("backendRefs", [])] == [api_service]
+    assert sum(clusters.values()) == 2 and not all(clusters.values())  # the redirect is not the API's
+    # Prometheus anchors label regexes at both ends.
+    assert {name: re.fullmatch(pattern, name) is not None for name in clusters} == clusters
 
 
 def test_prometheus_alone_may_reach_the_metrics_ports(stack: tuple[StackConfig, Captured]) -> None:

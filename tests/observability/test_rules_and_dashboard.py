@@ -5,8 +5,8 @@
 * Every alert carries what on-call needs: severity, summary, description, a runbook link to its own
   section of docs/runbook.md, and the previous deployment's alerts are all there.
 * Every query, in the rules and in the dashboard, names only metrics that exist: the app's own
-  (read from its registry, not from a list kept here) or standard kube-state-metrics, cAdvisor and
-  cert-manager ones.
+  (read from its registry, not from a list kept here) or standard kube-state-metrics, cAdvisor,
+  cert-manager and Envoy ones.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ REQUIRED_ALERTS = {
     "WorkerDown",
     "WorkerMetricsMissing",
     "ApiHighErrorRate",
+    "EdgeHighErrorRate",
     "QueueBacklog",
     "DatabaseConnectionFailures",
     "TLSCertificateExpiringSoon",
@@ -46,7 +47,8 @@ REQUIRED_ALERTS = {
     "SweeperRequeuing",
 }
 # Metrics exported by components every cluster of this platform runs (kube-prometheus-stack's
-# kube-state-metrics, the kubelet's cAdvisor, Prometheus itself, cert-manager's controller).
+# kube-state-metrics, the kubelet's cAdvisor, Prometheus itself, cert-manager's controller, the edge's
+# Envoy proxies: a cluster's upstream_rq_<n>xx counters, as Envoy's Prometheus output names them).
 STANDARD_METRICS = {
     "up",
     "kube_pod_container_status_restarts_total",
@@ -56,6 +58,7 @@ STANDARD_METRICS = {
     "container_memory_working_set_bytes",
     "certmanager_certificate_expiration_timestamp_seconds",
     "certmanager_certificate_ready_status",
+    "envoy_cluster_upstream_rq_xx",
 }
 PROMQL_WORDS = {
     "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "offset",
@@ -157,6 +160,18 @@ BROKEN_RULES = {
         'expr: sum(kube_deployment_status_replicas_available{namespace="ai-agents", deployment="worker"}) == 0',
         'expr: absent(up{job="ai-agents-worker"} == 1)',
         "WorkerDown",
+    ),
+    # The edge's errors counted on every route: the ACME solver's 5xx would page as the API's.
+    "edge-errors-of-every-route": (
+        'envoy_cluster_name=~"httproute/ai-agents/api(-webhook)?/rule/[0-9]+", envoy_response_code_class="5"',
+        'envoy_response_code_class="5"',
+        "EdgeHighErrorRate",
+    ),
+    # The edge's requests counted on every route: the solver's traffic would dilute the API's errors.
+    "edge-requests-of-every-route": (
+        'job="ai-agents-edge", envoy_cluster_name=~"httproute/ai-agents/api(-webhook)?/rule/[0-9]+"}[5m]))\n',
+        'job="ai-agents-edge"}[5m]))\n',
+        "EdgeHighErrorRate",
     ),
 }
 
