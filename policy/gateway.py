@@ -130,12 +130,29 @@ def redirects_to_https(rule: Mapping[str, Any]) -> bool:
     )
 
 
+def _under_wildcard(pattern: str, hostname: str) -> bool:
+    """``*.example.com`` covers every name ending in ``.example.com`` (wildcards included), not example.com."""
+    return pattern.startswith("*.") and hostname.endswith(pattern[1:])
+
+
+def hostnames_intersect(listener: str | None, route: Sequence[str]) -> bool:
+    """Whether a route with hostnames ``route`` is accepted on a listener with hostname ``listener``: an
+    unset side matches everything, otherwise one hostname must equal the listener's or fall under it, or
+    cover it with its own wildcard."""
+    if not listener or not route:
+        return True
+    return any(
+        host == listener or _under_wildcard(listener, host) or _under_wildcard(host, listener)
+        for host in route
+    )
+
+
 def _http_listeners_only_redirect(
     resources: Sequence[StackResource], _settings: PolicySettings
 ) -> Iterator[tuple[str, str | None]]:
     plain = {
         (namespace_of(g.props), name_of(g)): {
-            str(item.get("name")): item.get("port")
+            str(item.get("name")): item
             for item in dicts(get(g.props, "spec.listeners"))
             if item.get("protocol") == "HTTP"
         }
@@ -143,12 +160,16 @@ def _http_listeners_only_redirect(
         if g.type in GATEWAYS
     }
     for route in (r for r in resources if r.type in HTTP_ROUTES):
+        hostnames = [str(h) for h in as_list(get(route.props, "spec.hostnames"))]
         for namespace, gateway, section, port in parent_gateways(route):
-            # A parentRef's sectionName and port, each when set, must both match the listener.
+            # A parentRef's sectionName and port, each when set, must both match the listener, and the
+            # route's hostnames must meet the listener's.
             served = {
-                listener
-                for listener, listening in plain.get((namespace, gateway), {}).items()
-                if section in (None, listener) and (port is None or port == listening)
+                name
+                for name, listener in plain.get((namespace, gateway), {}).items()
+                if section in (None, name)
+                and (port is None or port == listener.get("port"))
+                and hostnames_intersect(listener.get("hostname"), hostnames)
             }
             if served and not all(redirects_to_https(rule) for rule in dicts(get(route.props, "spec.rules"))):
                 yield (

@@ -96,6 +96,12 @@ def _gateway_renamed(plan: Plan) -> None:
     ref.pop("sectionName")
 
 
+def _wildcard_http_listener(plan: Plan) -> None:
+    """The plain-HTTP listener takes every subdomain; the API route is on every listener."""
+    find(plan, *EDGE)["props"]["spec"]["listeners"][1]["hostname"] = "*.example.com"
+    find(plan, *API_ROUTE)["props"]["spec"]["parentRefs"][0].pop("sectionName")
+
+
 GATEWAY_BRANCH_CASES: list[BranchCase] = [
     # gateway-http-listener-redirect-only
     BranchCase(
@@ -172,6 +178,30 @@ GATEWAY_BRANCH_CASES: list[BranchCase] = [
         "HTTPRoute ai-agents/api serves plain-HTTP listener http of Gateway envoy-gateway-system/edge "
         "with more than an https redirect.",
         branch="section-and-port-of-the-http-listener",
+    ),
+    BranchCase(
+        REDIRECT,
+        API_ROUTE,
+        {"spec.parentRefs.0.sectionName": DELETE, "spec.hostnames": ["*.example.com"]},
+        "HTTPRoute ai-agents/api serves plain-HTTP listener http of Gateway envoy-gateway-system/edge "
+        "with more than an https redirect.",
+        branch="route-wildcard-covers-the-listener",
+    ),
+    BranchCase(
+        REDIRECT,
+        API_ROUTE,
+        _wildcard_http_listener,
+        "HTTPRoute ai-agents/api serves plain-HTTP listener http of Gateway envoy-gateway-system/edge "
+        "with more than an https redirect.",
+        branch="listener-wildcard-covers-the-route",
+    ),
+    BranchCase(
+        REDIRECT,
+        API_ROUTE,
+        {"spec.parentRefs.0.sectionName": DELETE, "spec.hostnames": DELETE},
+        "HTTPRoute ai-agents/api serves plain-HTTP listener http of Gateway envoy-gateway-system/edge "
+        "with more than an https redirect.",
+        branch="route-without-hostnames",
     ),
     # gateway-route-no-internal-paths
     BranchCase(
@@ -333,6 +363,20 @@ GATEWAY_ALLOWED: list[Allowed] = [
         {"spec.parentRefs.0.sectionName": "http", "spec.parentRefs.0.port": 8080.0},
         API_ROUTE,
         branch="section-and-port-of-no-listener",
+    ),
+    Allowed(
+        REDIRECT,
+        # On every listener, but for a hostname the plain-HTTP listener (api.example.com) does not take.
+        {"spec.parentRefs.0.sectionName": DELETE, "spec.hostnames": ["www.example.com"]},
+        API_ROUTE,
+        branch="hostname-the-listener-does-not-take",
+    ),
+    Allowed(
+        REDIRECT,
+        # *.api.example.com covers names below api.example.com, not api.example.com itself.
+        {"spec.parentRefs.0.sectionName": DELETE, "spec.hostnames": ["*.api.example.com"]},
+        API_ROUTE,
+        branch="wildcard-below-the-listener-hostname",
     ),
     # gateway-route-no-internal-paths
     Allowed(

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from policy.core import StackResource
-from policy.gateway import covers, granted, parent_gateways
+from policy.gateway import covers, granted, hostnames_intersect, parent_gateways
 from policy.pack import POLICIES
 from tests.policy.branch_cases import Allowed, BranchCase
 from tests.policy.cases import Case, insecure_plan
@@ -55,6 +55,8 @@ def path_match(kind: str | None, value: str | None) -> dict[str, Any]:
         ("PathPrefix", "/abc/", "/abc/def", True),
         ("PathPrefix", "/abc/", "/abcd", False),
         ("PathPrefix", "/abc", "/ab", False),
+        ("PathPrefix", "/v1/X", "/v1", False),  # a longer prefix admits neither its parent
+        ("PathPrefix", "/v1/X", "/v1/Y", False),  # nor its siblings
         ("PathPrefix", "/", "/anything/at/all", True),
         ("PathPrefix", None, "/anything", True),
         (None, "/abc", "/abc/def", True),
@@ -78,6 +80,38 @@ def test_covers_follows_the_path_match_rules(
 def test_a_match_without_a_path_admits_every_path() -> None:
     assert covers({}, "/metrics") is True
     assert covers({"headers": [{"name": "x", "value": "y"}]}, "/metrics") is True
+
+
+# The specification's hostname rules: a listener or route without hostnames matches every hostname;
+# *.example.com matches test.example.com and foo.test.example.com, not example.com; a route is accepted
+# on a listener when one of its hostnames meets the listener's (either side's wildcard may cover the other).
+@pytest.mark.parametrize(
+    ("listener", "route", "accepted"),
+    [
+        (None, ["api.example.com"], True),
+        ("", ["api.example.com"], True),
+        ("api.example.com", [], True),
+        ("api.example.com", ["api.example.com"], True),
+        ("api.example.com", ["www.example.com"], False),
+        ("api.example.com", ["www.example.com", "api.example.com"], True),
+        ("*.example.com", ["test.example.com"], True),
+        ("*.example.com", ["foo.test.example.com"], True),
+        ("*.example.com", ["example.com"], False),
+        ("*.example.com", ["notexample.com"], False),
+        ("*.example.com", ["*.example.com"], True),
+        ("*.example.com", ["*.test.example.com"], True),
+        ("*.example.com", ["*.example.org"], False),
+        ("test.example.com", ["*.example.com"], True),
+        ("foo.test.example.com", ["*.example.com"], True),
+        ("*.test.example.com", ["*.example.com"], True),
+        ("example.com", ["*.example.com"], False),
+        ("notexample.com", ["*.example.com"], False),
+    ],
+)
+def test_hostnames_intersect_as_listener_and_route_hostnames_do(
+    listener: str | None, route: list[str], accepted: bool
+) -> None:
+    assert hostnames_intersect(listener, route) is accepted
 
 
 def resource(kind: str, props: dict[str, Any]) -> StackResource:
