@@ -1,5 +1,6 @@
-"""Every further branch of the edge policies, reported exactly (tests/policy/gateway_branch_cases.py),
-and the Gateway API matching rules the policies rest on, checked against the specification's examples."""
+"""The Gateway API matching rules the edge policies rest on, checked against the specification's
+examples (the edge policies' further branches are in tests/policy/gateway_branch_cases.py, run by
+test_policy_branches.py)."""
 
 from __future__ import annotations
 
@@ -9,32 +10,6 @@ import pytest
 
 from policy.core import StackResource
 from policy.gateway import covers, granted, hostnames_intersect, parent_gateways
-from policy.pack import POLICIES
-from tests.policy.branch_cases import Allowed, BranchCase
-from tests.policy.cases import Case, insecure_plan
-from tests.policy.gateway_branch_cases import GATEWAY_ALLOWED, GATEWAY_BRANCH_CASES
-from tests.policy.support import BY_NAME, fix, violations
-
-
-def test_cases_name_real_policies_and_distinct_branches() -> None:
-    assert {c.policy for c in GATEWAY_BRANCH_CASES} | {a.policy for a in GATEWAY_ALLOWED} <= {
-        p.name for p in POLICIES
-    }
-    for ids in ([c.id for c in GATEWAY_BRANCH_CASES], [a.id for a in GATEWAY_ALLOWED]):
-        assert len(ids) == len(set(ids))
-
-
-@pytest.mark.parametrize("case", GATEWAY_BRANCH_CASES, ids=lambda c: c.id)
-def test_each_branch_is_reported_exactly(case: BranchCase) -> None:
-    policy = BY_NAME[case.policy]
-    found = violations(policy, insecure_plan(case), stack=case.stack)
-    assert found == [(fix(policy, case.detail), case.reported_urn())]
-
-
-@pytest.mark.parametrize("allowed", GATEWAY_ALLOWED, ids=lambda a: a.id)
-def test_the_other_side_of_a_branch_is_not_reported(allowed: Allowed) -> None:
-    plan = insecure_plan(Case(allowed.policy, allowed.target, allowed.change, ""))
-    assert violations(BY_NAME[allowed.policy], plan) == []
 
 
 def path_match(kind: str | None, value: str | None) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Every further violation branch of a policy, reported exactly (tests/policy/branch_cases.py)."""
+"""Every further violation branch of a policy, reported exactly (tests/policy/branch_cases.py, and
+tests/policy/gateway_branch_cases.py for the edge)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,21 @@ import pytest
 
 from policy.pack import POLICIES
 from policy.workloads import image_tag, pod_spec
-from tests.policy.branch_cases import ALLOWED, BRANCH_CASES, Allowed, BranchCase
+from tests.policy.branch_cases import ALLOWED as OTHER_ALLOWED
+from tests.policy.branch_cases import BRANCH_CASES as OTHER_BRANCH_CASES
+from tests.policy.branch_cases import Allowed, BranchCase
 from tests.policy.cases import DEPLOY, RDS, Case, compliant_plan, find, insecure_plan
+from tests.policy.gateway_branch_cases import GATEWAY_ALLOWED, GATEWAY_BRANCH_CASES
 from tests.policy.support import BY_NAME, fix, validate_resource, violations
+
+BRANCH_CASES = [*OTHER_BRANCH_CASES, *GATEWAY_BRANCH_CASES]
+ALLOWED = [*OTHER_ALLOWED, *GATEWAY_ALLOWED]
 
 
 def test_branch_cases_name_real_policies_and_distinct_branches() -> None:
-    assert {c.policy for c in BRANCH_CASES} <= {p.name for p in POLICIES}
-    ids = [c.id for c in BRANCH_CASES]
-    assert len(ids) == len(set(ids))
+    assert {c.policy for c in BRANCH_CASES} | {a.policy for a in ALLOWED} <= {p.name for p in POLICIES}
+    for ids in ([c.id for c in BRANCH_CASES], [a.id for a in ALLOWED]):
+        assert len(ids) == len(set(ids))
 
 
 @pytest.mark.parametrize("case", BRANCH_CASES, ids=lambda c: c.id)
