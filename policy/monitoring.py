@@ -131,7 +131,7 @@ POLICIES = [
         controls=("SOC2 CC7.2",),
         stack_key="monitoring.enabled",
         description="A production stack without Prometheus, the service's alerting rules and its scrape targets fails silently.",
-        remediation="set monitoring.enabled: true in Pulumi.production.yaml (components/monitoring.py installs kube-prometheus-stack, the ServiceMonitors and the PrometheusRule).",
+        remediation="set monitoring.enabled: true in Pulumi.production.yaml (components/monitoring.py installs kube-prometheus-stack, the scrape targets (ServiceMonitors, the edge's PodMonitor) and the PrometheusRule).",
         check=_monitoring_installed,
     ),
     stack_policy(
