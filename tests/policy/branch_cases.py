@@ -9,6 +9,7 @@ policy report exactly that message on exactly that resource.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -115,6 +116,56 @@ def _db_depends_on_an_unknown_urn(plan: Plan) -> None:
 def _identified_db_without_cpu_alarm(plan: Plan) -> None:
     find(plan, *RDS)["props"]["identifier"] = "db"
     _remove_alarms("db-CPUUtilization")(plan)
+
+
+LIFECYCLE = ("aws:ecr/lifecyclePolicy:LifecyclePolicy", "api")
+LEGACY = "aws:ec2/securityGroupRule:SecurityGroupRule"
+PDB = ("kubernetes:policy/v1:PodDisruptionBudget", "api-pdb")
+
+
+def _lifecycle_names_the_repository_only(plan: Plan) -> None:
+    """The lifecycle policy names the repository by its physical name and does not depend on it."""
+    find(plan, *LIFECYCLE)["dependsOn"] = []
+
+
+def _legacy_open_rule(type_: str) -> Callable[[Plan], None]:
+    """A legacy rule of ``type_`` (ingress or egress) on the cache group, open to the whole internet."""
+    rule = {"type": type_, "protocol": "-1", "fromPort": 0.0, "toPort": 0.0, "cidrBlocks": ["0.0.0.0/0"]}
+    return _add(LEGACY, "cache-open", rule)
+
+
+def _legacy_ipv6_ssh(plan: Plan) -> None:
+    rule = {
+        "type": "ingress",
+        "protocol": "tcp",
+        "fromPort": 22.0,
+        "toPort": 22.0,
+        "ipv6CidrBlocks": ["::/0"],
+    }
+    plan.append(_entry("ssh-v6", LEGACY, rule))
+
+
+def _legacy_rule_from_cluster_group(plan: Plan) -> None:
+    rule = {
+        "type": "ingress",
+        "protocol": "tcp",
+        "fromPort": 5432.0,
+        "toPort": 5432.0,
+        "sourceSecurityGroupId": "sg-0cluster",
+    }
+    deps = (urn(SG, "db-sg"), urn(SG, "cluster-sg"))
+    plan.append(_entry("db-legacy", LEGACY, rule, deps=deps))
+
+
+def _db_waits_for_a_load_balancer_rule(plan: Plan) -> None:
+    """The database depends on a rule (in the plan, not a security group) that opens the load balancer."""
+    rule = {"ipProtocol": "tcp", "fromPort": 443.0, "toPort": 443.0, "cidrIpv4": "0.0.0.0/0"}
+    plan.append(_entry("lb-https", DB_RULE[0], rule, deps=(urn(*LB_SG),)))
+    find(plan, *RDS)["dependsOn"].append(urn(DB_RULE[0], "lb-https"))
+
+
+def _two_statements(first: dict[str, Any], second: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [first, second]})
 
 
 @dataclass(frozen=True)
@@ -876,6 +927,68 @@ BRANCH_CASES: list[BranchCase] = [
         "ConfigMap app-config connects to Redis without REDIS_TLS=true.",
         branch="redis-host-without-tls",
     ),
+    # Mutation-found branches: lifecycle policies, IAM statements, legacy rules, PDBs, images
+    BranchCase(
+        "iam-no-wildcard-resources",
+        ROLE_POLICY,
+        {"policy": _policy_json({"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"})},
+        "app-policy statement (no Sid) applies to Resource '*'.",
+        branch="star-without-sid",
+    ),
+    BranchCase(
+        "iam-no-wildcard-resources",
+        ROLE_POLICY,
+        {
+            "policy": _two_statements(
+                {
+                    "Sid": "Scoped",
+                    "Effect": "Allow",
+                    "Action": "s3:GetObject",
+                    "Resource": "arn:aws:s3:::b/*",
+                },
+                {"Sid": "AnyObject", "Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"},
+            )
+        },
+        "app-policy statement AnyObject applies to Resource '*'.",
+        branch="star-after-a-scoped-statement",
+    ),
+    BranchCase(
+        "sg-no-public-ingress",
+        (LEGACY, "ssh-v6"),
+        _legacy_ipv6_ssh,
+        "ssh-v6 admits ::/0 on port 22.",
+        branch="legacy-rule-ipv6-range",
+    ),
+    BranchCase(
+        "k8s-deployment-has-pdb",
+        PDB,
+        {"metadata.namespace": "edge"},
+        "Deployment ai-agents/api has no PodDisruptionBudget selecting its pods.",
+        reported=DEPLOY,
+        branch="budget-in-another-namespace",
+    ),
+    BranchCase(
+        "k8s-deployment-has-pdb",
+        PDB,
+        {"spec.selector.matchLabels": {}},
+        "Deployment ai-agents/api has no PodDisruptionBudget selecting its pods.",
+        reported=DEPLOY,
+        branch="budget-with-an-empty-selector",
+    ),
+    BranchCase(
+        "k8s-deployment-has-pdb",
+        DEPLOY,
+        {"metadata.namespace": DELETE},
+        "Deployment default/api has no PodDisruptionBudget selecting its pods.",
+        branch="no-namespace-is-default",
+    ),
+    BranchCase(
+        "images-from-stack-ecr",
+        DEPLOY,
+        {f"{C0}.image": DELETE},
+        "api: image (none) does not come from this stack's ECR.",
+        branch="container-without-image",
+    ),
 ]
 
 
@@ -1036,5 +1149,29 @@ ALLOWED: list[Allowed] = [
         "elasticache-replication-group-only",
         _add(*CACHE_NODE, {"engine": "memcached", "numCacheNodes": 1.0}),
         branch="memcached",
+    ),
+    Allowed("ecr-lifecycle-policy", _lifecycle_names_the_repository_only, branch="names-the-repository"),
+    Allowed(
+        "ecr-lifecycle-policy",
+        {"repository": "another-repository"},
+        LIFECYCLE,
+        branch="depends-on-the-repository-under-another-name",
+    ),
+    Allowed(
+        "iam-no-wildcard-actions",
+        {"policy": _policy_json({"Effect": "Allow", "Action": "*", "Resource": "*"})},
+        ("aws:iam/role:Role", "app-role"),
+        branch="a-role-has-no-policy-document-of-its-own",
+    ),
+    Allowed("sg-no-public-ingress", _legacy_open_rule("egress"), branch="legacy-egress-rule"),
+    Allowed(
+        "data-tier-ingress-from-cluster-only",
+        _legacy_rule_from_cluster_group,
+        branch="legacy-rule-from-the-cluster-group",
+    ),
+    Allowed(
+        "data-tier-ingress-from-cluster-only",
+        _db_waits_for_a_load_balancer_rule,
+        branch="dependency-that-is-not-a-security-group",
     ),
 ]

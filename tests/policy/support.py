@@ -62,7 +62,11 @@ def validate_resource(
 
 
 def validate_stack(
-    policy: Policy, resources: list[dict[str, Any]], *, stack: str = "production"
+    policy: Policy,
+    resources: list[dict[str, Any]],
+    *,
+    stack: str = "production",
+    config: Mapping[str, Any] | None = None,
 ) -> list[tuple[str, str | None]]:
     assert isinstance(policy, StackValidationPolicy)
     by_urn = {
@@ -85,7 +89,8 @@ def validate_stack(
     found: list[tuple[str, str | None]] = []
     with stack_context(stack):
         policy.validate(
-            StackValidationArgs(list(by_urn.values())), lambda message, urn=None: found.append((message, urn))
+            StackValidationArgs(list(by_urn.values()), config=config),
+            lambda message, urn=None: found.append((message, urn)),
         )
     return found
 

@@ -10,9 +10,9 @@ from policy.workloads import image_tag, pod_spec
 from tests.policy.branch_cases import ALLOWED as OTHER_ALLOWED
 from tests.policy.branch_cases import BRANCH_CASES as OTHER_BRANCH_CASES
 from tests.policy.branch_cases import Allowed, BranchCase
-from tests.policy.cases import DEPLOY, RDS, Case, compliant_plan, find, insecure_plan
+from tests.policy.cases import C0, DEPLOY, RDS, Case, compliant_plan, find, insecure_plan, set_path, urn
 from tests.policy.gateway_branch_cases import GATEWAY_ALLOWED, GATEWAY_BRANCH_CASES
-from tests.policy.support import BY_NAME, fix, validate_resource, violations
+from tests.policy.support import BY_NAME, fix, validate_resource, validate_stack, violations
 
 BRANCH_CASES = [*OTHER_BRANCH_CASES, *GATEWAY_BRANCH_CASES]
 ALLOWED = [*OTHER_ALLOWED, *GATEWAY_ALLOWED]
@@ -104,3 +104,24 @@ def test_only_workloads_have_a_pod_spec() -> None:
     assert pod_spec(
         "kubernetes:batch/v1:CronJob", {"spec": {"jobTemplate": {"spec": {"template": {"spec": {"a": 1}}}}}}
     ) == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    ("registries", "reported"),
+    [
+        ((), True),
+        (("ghcr.io/other/",), True),
+        (("ghcr.io/vetted/",), False),
+        (("quay.io/x/", "ghcr.io/"), False),
+    ],
+)
+def test_images_under_a_registry_the_knob_lists_are_allowed(
+    registries: tuple[str, ...], reported: bool
+) -> None:
+    policy = BY_NAME["images-from-stack-ecr"]
+    plan = compliant_plan()
+    image = "ghcr.io/vetted/api:1.4.2"
+    set_path(find(plan, *DEPLOY)["props"], f"{C0}.image", image)
+    found = validate_stack(policy, plan, config={"extraImageRegistries": list(registries)})
+    message = f"api: image {image} does not come from this stack's ECR."
+    assert found == ([(fix(policy, message), urn(*DEPLOY))] if reported else [])
